@@ -1,0 +1,90 @@
+"""Outbound messages to customers: recorded, sent from a background task, consent-checked."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from ..models import ConsentState, OutboundMessage, Persona
+
+TEMPLATES = {
+    "double_opt_in": (
+        "{brand}: reply YES to get texts about offers and your rewards. "
+        "Msg & data rates may apply. Reply STOP to opt out."
+    ),
+}
+
+
+@lru_cache(maxsize=4)
+def _backend_class(path: str) -> Any:
+    return import_string(path)
+
+
+def get_sms_backend() -> Any:
+    return _backend_class(settings.SMS_BACKEND)()
+
+
+def render(template: str) -> str:
+    return TEMPLATES[template].format(brand=settings.PERSONAS_BRAND_NAME)
+
+
+def queue(persona: Persona, *, channel: str, template: str, transactional: bool) -> OutboundMessage:
+    """Record a message and send it from a background task once the transaction commits."""
+    from ..tasks import send_outbound_message
+
+    to = persona.phone if channel == "text" else (persona.email or "")
+    message = OutboundMessage.objects.create(
+        persona=persona,
+        channel=channel,
+        template=template,
+        to=to or "",
+        body=render(template),
+        transactional=transactional,
+    )
+    transaction.on_commit(lambda: send_outbound_message.enqueue(message.pk))
+    return message
+
+
+def deliver(message_id: int) -> str:
+    """Send one queued message once. Safe to retry: only a QUEUED message is ever sent."""
+    with transaction.atomic():
+        message = (
+            OutboundMessage.objects.select_for_update(of=("self",))
+            .select_related("persona")
+            .filter(pk=message_id, status=OutboundMessage.Status.QUEUED)
+            .first()
+        )
+        if message is None:
+            return "skipped"
+        persona = message.persona
+        allowed = persona is not None and message.to
+        if allowed and not message.transactional:
+            allowed = persona.consent(message.channel) == ConsentState.OPTED_IN
+        if not allowed:
+            message.status = OutboundMessage.Status.SUPPRESSED
+            message.save(update_fields=["status"])
+            return message.status
+        # Claim the message before talking to the provider so a retry never sends it twice.
+        message.status = OutboundMessage.Status.SENT
+        message.sent_at = timezone.now()
+        message.save(update_fields=["status", "sent_at"])
+    try:
+        if message.channel == "text":
+            provider_id = get_sms_backend().send(to=message.to, body=message.body)
+        else:
+            from django.core.mail import send_mail
+
+            send_mail("Message", message.body, None, [message.to])
+            provider_id = ""
+    except Exception as exc:  # provider errors are recorded, never raised into the worker
+        OutboundMessage.objects.filter(pk=message.pk).update(
+            status=OutboundMessage.Status.FAILED, error=type(exc).__name__[:300]
+        )
+        return OutboundMessage.Status.FAILED
+    OutboundMessage.objects.filter(pk=message.pk).update(provider_id=provider_id or "")
+    return OutboundMessage.Status.SENT

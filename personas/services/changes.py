@@ -1,0 +1,810 @@
+"""The one mutation path: every change to a persona goes through ``apply`` (or ``apply_many``).
+
+Invariants, whatever the caller (staff UI, import, flow, customer, merge, erasure):
+
+* the changeset is validated first; an invalid changeset changes nothing;
+* custom attribute operations run in the fixed order add → set → remove, whatever their
+  order inside each list (add keeps an existing value, set writes, remove deletes);
+* consent follows the rules: opt-outs are immediate (a forced one is recorded as hard), push
+  opt-in only from the customer, a text opt-in by staff/import/flow becomes a pending double
+  opt-in and queues a confirmation text;
+* favorite store follows the precedence wallet > signup form > staff > import > purchase;
+* one audit event (actor, before → after per key) is written in the same transaction, and
+  nothing is written when nothing changed;
+* the persona row is locked while it changes, and a caller that says what it saw
+  (``Changeset.expected``) is refused when another change got there first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ..models import (
+    AuditEvent,
+    Channel,
+    ConsentChange,
+    ConsentState,
+    EntrySource,
+    FavoriteStoreSource,
+    Persona,
+    PersonaStatus,
+    PointsEntry,
+    SignupForm,
+    Store,
+)
+from ..normalize import clean_text, name_key, normalize_email, normalize_phone, phone_reversed
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change. ``kind`` is one of AuditEvent.ActorKind."""
+
+    kind: str
+    user: Any = None
+    label: str = ""
+    ref: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def staff(cls, user: Any) -> Actor:
+        return cls("user", user, user.get_username(), {"user_id": user.pk})
+
+    @classmethod
+    def import_row(cls, job_id: int, row: int) -> Actor:
+        return cls("import", None, f"Import #{job_id}, row {row}", {"import": job_id, "row": row})
+
+    @classmethod
+    def flow_step(cls, flow: str, run_id: int, step: str) -> Actor:
+        return cls(
+            "flow",
+            None,
+            f"Flow “{flow}”, run #{run_id}, step {step}",
+            {"run": run_id, "step": step},
+        )
+
+    @classmethod
+    def customer(cls, via: str = "") -> Actor:
+        return cls("customer", None, f"Customer ({via})" if via else "Customer", {"via": via})
+
+    @classmethod
+    def system(cls, label: str = "System") -> Actor:
+        return cls("system", None, label)
+
+
+@dataclass(frozen=True)
+class AttributeOp:
+    key: str
+    value: Any = None
+
+
+class ConsentAction:
+    OPT_IN = "opt_in"
+    OPT_OUT = "opt_out"
+    FORCE_OPT_OUT = "force_opt_out"
+    REQUEST_DOUBLE_OPT_IN = "request_double_opt_in"
+    CONFIRM = "confirm"  # the customer's YES to a pending double opt-in
+    ALL = (OPT_IN, OPT_OUT, FORCE_OPT_OUT, REQUEST_DOUBLE_OPT_IN, CONFIRM)
+
+
+@dataclass(frozen=True)
+class ConsentOp:
+    channel: str
+    action: str
+
+
+@dataclass(frozen=True)
+class PointsOp:
+    kind: str
+    points: int
+    reason: str = ""
+    purchase_id: int | None = None
+
+
+@dataclass
+class Changeset:
+    """What to change. Every part is optional; ``fields`` holds standard traits as typed."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    add: list[AttributeOp] = field(default_factory=list)
+    set: list[AttributeOp] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+    consents: list[ConsentOp] = field(default_factory=list)
+    favorite_store: tuple[int | None, str] | None = None
+    points: list[PointsOp] = field(default_factory=list)
+    # status change: ("archived", reason) or ("active", "")
+    status: tuple[str, str] | None = None
+    # What the caller saw, by audit key ("email", "attr:vip"): a stale edit is refused.
+    expected: dict[str, Any] = field(default_factory=dict)
+    action: str = "update"
+    note: str = ""
+
+    def is_empty(self) -> bool:
+        return not (
+            self.fields
+            or self.add
+            or self.set
+            or self.remove
+            or self.consents
+            or self.favorite_store
+            or self.points
+            or self.status
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+class ChangeError(ValidationError):
+    """The changeset was refused; nothing was written."""
+
+
+class DuplicatePersonaError(ChangeError):
+    def __init__(self, field_name: str, existing: Persona) -> None:
+        label = "phone number" if field_name == "phone" else "email"
+        super().__init__({field_name: [f"Another active persona already has this {label}."]})
+        self.field_name = field_name
+        self.existing = existing
+
+
+class StaleEditError(ChangeError):
+    def __init__(self, keys: list[str]) -> None:
+        names = ", ".join(k.removeprefix("attr:") for k in keys)
+        super().__init__(
+            f"Someone else changed {names} while you were editing. "
+            "Reload the persona to see the new value, then try again."
+        )
+        self.keys = keys
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+STANDARD_FIELDS = ("first_name", "last_name", "email", "phone", "birthday", "customer_id")
+EDITABLE_FIELDS = (*STANDARD_FIELDS, "loyalty_enrolled")
+CREATE_ONLY_FIELDS = ("entry_source", "signup_form_id")
+CHANNELS = tuple(c.value for c in Channel)
+_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+MISSING = object()
+
+FAVORITE_STORE_RANK = {
+    FavoriteStoreSource.WALLET: 5,
+    FavoriteStoreSource.SIGNUP_FORM: 4,
+    FavoriteStoreSource.STAFF: 3,
+    FavoriteStoreSource.IMPORT: 2,
+    FavoriteStoreSource.PURCHASE: 1,
+}
+
+
+def validate_attribute_key(key: Any) -> str:
+    if not isinstance(key, str) or not key.strip():
+        raise ValidationError("An attribute key cannot be empty.")
+    key = key.strip()
+    limit = settings.PERSONAS_ATTRIBUTE_KEY_MAX
+    if len(key) > limit:
+        raise ValidationError(f"Attribute key “{key[:20]}…” is longer than {limit} characters.")
+    if not _KEY_RE.match(key):
+        raise ValidationError(
+            f"Attribute key “{key}” may use letters, digits, “_”, “-” and “.”, "
+            "and must start with a letter or “_”."
+        )
+    return key
+
+
+def validate_attribute_value(key: str, value: Any) -> Any:
+    """Values are typed: string, number, boolean, date (stored as ISO text) or null."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if abs(value) > 2**53:
+            raise ValidationError(f"The number for “{key}” is too large.")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError(f"The number for “{key}” must be finite.")
+        return value
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, str):
+        limit = settings.PERSONAS_ATTRIBUTE_VALUE_MAX
+        if len(value) > limit:
+            raise ValidationError(f"The value for “{key}” is longer than {limit} characters.")
+        if "\x00" in value:
+            raise ValidationError(f"The value for “{key}” contains a NUL character.")
+        return value
+    raise ValidationError(
+        f"The value for “{key}” must be text, a number, true/false, a date or empty."
+    )
+
+
+def _validate_field(name: str, value: Any) -> Any:
+    if name in ("first_name", "last_name"):
+        label = "First name" if name == "first_name" else "Last name"
+        return clean_text(value, max_length=150, label=label)
+    if name == "email":
+        return normalize_email(value)
+    if name == "phone":
+        return normalize_phone(value)
+    if name == "customer_id":
+        return clean_text(value, max_length=64, label="Customer ID") or None
+    if name == "birthday":
+        if value in (None, ""):
+            return None
+        if isinstance(value, str):
+            try:
+                value = dt.date.fromisoformat(value.strip())
+            except ValueError as exc:
+                raise ValidationError("Enter the birthday as a date (YYYY-MM-DD).") from exc
+        if isinstance(value, dt.datetime):
+            value = value.date()
+        if not isinstance(value, dt.date):
+            raise ValidationError("Enter the birthday as a date.")
+        if value > timezone.localdate() or value.year < 1900:
+            raise ValidationError("The birthday must be a real date in the past.")
+        return value
+    if name == "loyalty_enrolled":
+        if not isinstance(value, bool):
+            raise ValidationError("Loyalty must be on or off.")
+        return value
+    if name == "entry_source":
+        if value not in EntrySource.values:
+            raise ValidationError("Unknown entry source.")
+        return value
+    if name == "signup_form_id":
+        if value is None:
+            return None
+        if not SignupForm.objects.filter(pk=value).exists():
+            raise ValidationError("Unknown signup form.")
+        return int(value)
+    raise ValidationError(f"“{name}” is not a persona trait.")
+
+
+@dataclass
+class _Clean:
+    fields: dict[str, Any]
+    add: list[tuple[str, Any]]
+    set: list[tuple[str, Any]]
+    remove: list[str]
+
+
+def validate(changeset: Changeset, *, creating: bool) -> _Clean:
+    """Check and normalise a changeset; raise ChangeError with every problem found."""
+    errors: dict[str, list[str]] = {}
+
+    def err(key: str, exc: ValidationError) -> None:
+        errors.setdefault(key, []).extend(exc.messages)
+
+    fields: dict[str, Any] = {}
+    allowed = EDITABLE_FIELDS + (CREATE_ONLY_FIELDS if creating else ())
+    for name, value in changeset.fields.items():
+        if name not in allowed:
+            errors.setdefault("__all__", []).append(f"“{name}” cannot be changed here.")
+            continue
+        try:
+            fields[name] = _validate_field(name, value)
+        except ValidationError as exc:
+            err(name, exc)
+
+    def clean_ops(ops: Iterable[AttributeOp], section: str) -> list[tuple[str, Any]]:
+        out = []
+        for op in ops:
+            try:
+                key = validate_attribute_key(op.key)
+                out.append((key, validate_attribute_value(key, op.value)))
+            except ValidationError as exc:
+                err(f"attributes_{section}", exc)
+        return out
+
+    add = clean_ops(changeset.add, "add")
+    set_ = clean_ops(changeset.set, "set")
+    remove = []
+    for key in changeset.remove:
+        try:
+            remove.append(validate_attribute_key(key))
+        except ValidationError as exc:
+            err("attributes_remove", exc)
+
+    for op in changeset.consents:
+        if op.channel not in CHANNELS:
+            errors.setdefault("consent", []).append(f"Unknown channel “{op.channel}”.")
+        if op.action not in ConsentAction.ALL:
+            errors.setdefault("consent", []).append(f"Unknown consent action “{op.action}”.")
+    if changeset.favorite_store is not None:
+        store_id, source = changeset.favorite_store
+        if source not in FavoriteStoreSource.values:
+            errors.setdefault("favorite_store", []).append("Unknown favorite store source.")
+        elif store_id is not None and not Store.objects.filter(pk=store_id).exists():
+            errors.setdefault("favorite_store", []).append("Unknown store.")
+    for op in changeset.points:
+        if op.kind not in PointsEntry.Kind.values:
+            errors.setdefault("points", []).append("Unknown kind of points entry.")
+        if not isinstance(op.points, int) or isinstance(op.points, bool):
+            errors.setdefault("points", []).append("Points must be a whole number.")
+        elif abs(op.points) > 10_000_000:
+            errors.setdefault("points", []).append("That is too many points for one entry.")
+    if changeset.status is not None and changeset.status[0] not in PersonaStatus.values:
+        errors.setdefault("status", []).append("Unknown status.")
+    if errors:
+        raise ChangeError(errors)
+    return _Clean(fields, add, set_, remove)
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning (pure: works on an in-memory persona, writes nothing)
+
+
+@dataclass
+class Plan:
+    persona: Persona
+    changes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    consent_changes: list[ConsentChange] = field(default_factory=list)
+    points_entries: list[PointsEntry] = field(default_factory=list)
+    messages: list[tuple[str, str]] = field(default_factory=list)  # (channel, template)
+    attribute_ops: list[dict[str, Any]] = field(default_factory=list)
+    dirty_fields: set[str] = field(default_factory=set)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _set_field(plan: Plan, name: str, value: Any, key: str | None = None) -> None:
+    persona = plan.persona
+    before = getattr(persona, name)
+    if before == value:
+        return
+    setattr(persona, name, value)
+    plan.dirty_fields.add(name)
+    plan.changes[key or name] = {"before": _json(before), "after": _json(value)}
+
+
+def apply_attribute_ops(
+    attributes: dict[str, Any],
+    add: Sequence[tuple[str, Any]],
+    set_: Sequence[tuple[str, Any]],
+    remove: Sequence[str],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Pure add → set → remove over a dict. Returns the new dict and what each op did."""
+    attrs = dict(attributes)
+    outcomes: list[dict[str, Any]] = []
+    for key, value in add:
+        if key in attrs:
+            outcomes.append({"op": "add", "key": key, "result": "kept"})
+        else:
+            attrs[key] = value
+            outcomes.append({"op": "add", "key": key, "result": "created"})
+    for key, value in set_:
+        result = "created" if key not in attrs else ("kept" if attrs[key] == value else "replaced")
+        attrs[key] = value
+        outcomes.append({"op": "set", "key": key, "result": result})
+    for key in remove:
+        if key in attrs:
+            del attrs[key]
+            outcomes.append({"op": "remove", "key": key, "result": "removed"})
+        else:
+            outcomes.append({"op": "remove", "key": key, "result": "absent"})
+    return attrs, outcomes
+
+
+def _plan_consent(plan: Plan, op: ConsentOp, actor: Actor, now: dt.datetime) -> None:
+    persona = plan.persona
+    field_name = f"{op.channel}_consent"
+    before = getattr(persona, field_name)
+    hard = False
+    after = before
+    if op.action in (ConsentAction.OPT_OUT, ConsentAction.FORCE_OPT_OUT):
+        after = ConsentState.OPTED_OUT
+        hard = op.action == ConsentAction.FORCE_OPT_OUT
+    elif op.action in (ConsentAction.OPT_IN, ConsentAction.REQUEST_DOUBLE_OPT_IN):
+        if op.channel == Channel.PUSH and actor.kind != "customer":
+            raise ChangeError(
+                {"push_consent": ["Only the customer can opt in to push, from their own app."]}
+            )
+        wants_doi = op.action == ConsentAction.REQUEST_DOUBLE_OPT_IN or (
+            op.channel == Channel.TEXT
+            and actor.kind != "customer"
+            and settings.PERSONAS_TEXT_DOUBLE_OPT_IN
+        )
+        if op.channel == Channel.TEXT and wants_doi and actor.kind != "customer":
+            if not persona.phone:
+                raise ChangeError({"text_consent": ["Add a phone number before texting opt-in."]})
+            if before != ConsentState.OPTED_IN:
+                after = ConsentState.PENDING
+                plan.messages.append((Channel.TEXT, "double_opt_in"))
+        else:
+            after = ConsentState.OPTED_IN
+    elif op.action == ConsentAction.CONFIRM:
+        if actor.kind != "customer":
+            raise ChangeError({"consent": ["Only the customer can confirm a double opt-in."]})
+        if before == ConsentState.PENDING:
+            after = ConsentState.OPTED_IN
+    if after == before:
+        return
+    setattr(persona, field_name, after)
+    plan.dirty_fields.add(field_name)
+    entry = {"before": before, "after": after}
+    if hard:
+        entry["hard"] = True
+    plan.changes[f"consent:{op.channel}"] = entry
+    plan.consent_changes.append(
+        ConsentChange(
+            channel=op.channel,
+            before=before,
+            after=after,
+            hard=hard,
+            actor_kind=actor.kind,
+            actor_label=actor.label[:200],
+            actor_user=actor.user,
+            created_at=now,
+        )
+    )
+
+
+def _plan_status(plan: Plan, status: str, reason: str, now: dt.datetime) -> None:
+    persona = plan.persona
+    current = persona.status
+    if status == current:
+        return
+    allowed = {
+        (PersonaStatus.ACTIVE, PersonaStatus.ARCHIVED),
+        (PersonaStatus.ARCHIVED, PersonaStatus.ACTIVE),
+        (PersonaStatus.ACTIVE, PersonaStatus.MERGED),
+        (PersonaStatus.ARCHIVED, PersonaStatus.MERGED),
+        (PersonaStatus.MERGED, PersonaStatus.ACTIVE),
+        (PersonaStatus.ACTIVE, PersonaStatus.ERASED),
+        (PersonaStatus.ARCHIVED, PersonaStatus.ERASED),
+        (PersonaStatus.MERGED, PersonaStatus.ERASED),
+    }
+    if (current, status) not in allowed:
+        raise ChangeError({"status": [f"A {current} persona cannot become {status}."]})
+    if status == PersonaStatus.ACTIVE:
+        _refuse_duplicates(persona, exclude_self=True, unarchive=True)
+    _set_field(plan, "status", status)
+    if status == PersonaStatus.ARCHIVED:
+        _set_field(plan, "archived_reason", reason[:200])
+        _set_field(plan, "archived_at", now)
+    elif status == PersonaStatus.ACTIVE:
+        _set_field(plan, "archived_reason", "")
+        _set_field(plan, "archived_at", None)
+
+
+def _refuse_duplicates(persona: Persona, *, exclude_self: bool, unarchive: bool = False) -> None:
+    for name in ("phone", "email"):
+        value = getattr(persona, name)
+        if not value:
+            continue
+        qs = Persona.objects.filter(status=PersonaStatus.ACTIVE, **{name: value})
+        if exclude_self and persona.pk:
+            qs = qs.exclude(pk=persona.pk)
+        existing = qs.only("id", "first_name", "last_name", "email", "phone").first()
+        if existing is not None:
+            error = DuplicatePersonaError(name, existing)
+            if unarchive:
+                label = "phone number" if name == "phone" else "email"
+                error.error_dict = {
+                    name: [
+                        ValidationError(
+                            f"An active persona already has this {label}: merge the two "
+                            "personas instead of unarchiving."
+                        )
+                    ]
+                }
+            raise error
+
+
+def plan_changes(
+    persona: Persona, changeset: Changeset, actor: Actor, *, now: dt.datetime | None = None
+) -> Plan:
+    """Apply a changeset to an in-memory persona and describe the difference.
+
+    Shared by ``apply``, ``create`` and ``apply_many`` so every path has the same semantics.
+    """
+    now = now or timezone.now()
+    creating = persona.pk is None
+    clean = validate(changeset, creating=creating)
+    plan = Plan(persona)
+
+    if not creating and changeset.expected:
+        stale = [k for k, v in changeset.expected.items() if _current(persona, k) != v]
+        if stale:
+            raise StaleEditError(stale)
+
+    if persona.status in (PersonaStatus.ERASED,) and not creating:
+        raise ChangeError("This persona's data was deleted; it cannot be changed.")
+
+    for name, value in clean.fields.items():
+        _set_field(plan, name, value)
+    if "first_name" in plan.dirty_fields:
+        persona.first_key = name_key(persona.first_name)
+        plan.dirty_fields.add("first_key")
+    if "last_name" in plan.dirty_fields:
+        persona.last_key = name_key(persona.last_name)
+        plan.dirty_fields.add("last_key")
+    if "phone" in plan.dirty_fields:
+        persona.phone_rev = phone_reversed(persona.phone)
+        plan.dirty_fields.add("phone_rev")
+    if "loyalty_enrolled" in plan.dirty_fields:
+        persona.loyalty_enrolled_at = now if persona.loyalty_enrolled else None
+        plan.dirty_fields.add("loyalty_enrolled_at")
+
+    if clean.add or clean.set or clean.remove:
+        before_attrs = dict(persona.attributes or {})
+        after_attrs, outcomes = apply_attribute_ops(
+            before_attrs, clean.add, clean.set, clean.remove
+        )
+        plan.attribute_ops = outcomes
+        touched = {o["key"] for o in outcomes}
+        for key in sorted(touched):
+            b = before_attrs.get(key, MISSING)
+            a = after_attrs.get(key, MISSING)
+            if b is MISSING and a is MISSING:
+                continue  # e.g. created then removed inside one node: nothing changed
+            if b is not MISSING and a is not MISSING and a == b and type(a) is type(b):
+                continue
+            plan.changes[f"attr:{key}"] = {
+                "before": None if b is MISSING else b,
+                "after": None if a is MISSING else a,
+                "op": "created" if b is MISSING else ("removed" if a is MISSING else "replaced"),
+                "ops": [f"{o['op']}:{o['result']}" for o in outcomes if o["key"] == key],
+            }
+        if after_attrs != before_attrs:
+            persona.attributes = after_attrs
+            plan.dirty_fields.add("attributes")
+
+    if changeset.favorite_store is not None:
+        store_id, source = changeset.favorite_store
+        current_rank = FAVORITE_STORE_RANK.get(persona.favorite_store_source, 0)
+        if persona.favorite_store_id is None or FAVORITE_STORE_RANK[source] >= current_rank:
+            before = persona.favorite_store_id
+            if before != store_id or persona.favorite_store_source != source:
+                persona.favorite_store_id = store_id
+                persona.favorite_store_source = source if store_id else ""
+                plan.dirty_fields.update({"favorite_store", "favorite_store_source"})
+                if before != store_id:
+                    plan.changes["favorite_store"] = {
+                        "before": _store_label(before),
+                        "after": _store_label(store_id),
+                        "source": source,
+                    }
+
+    if changeset.status is not None:
+        _plan_status(plan, changeset.status[0], changeset.status[1], now)
+
+    for op in changeset.consents:
+        _plan_consent(plan, op, actor, now)
+
+    if changeset.points:
+        if persona.status != PersonaStatus.ACTIVE and any(
+            op.kind == PointsEntry.Kind.EARN for op in changeset.points
+        ):
+            raise ChangeError({"points": ["An archived persona earns no points."]})
+        before = persona.points_balance
+        for op in changeset.points:
+            persona.points_balance += op.points
+            plan.points_entries.append(
+                PointsEntry(
+                    kind=op.kind,
+                    points=op.points,
+                    reason=op.reason[:200],
+                    purchase_id=op.purchase_id,
+                    actor_user=actor.user,
+                    actor_label=actor.label[:200],
+                    created_at=now,
+                )
+            )
+        if persona.points_balance != before:
+            plan.dirty_fields.add("points_balance")
+            plan.changes["points_balance"] = {"before": before, "after": persona.points_balance}
+
+    if creating:
+        _refuse_duplicates(persona, exclude_self=False)
+    elif {"phone", "email"} & plan.dirty_fields and persona.status == PersonaStatus.ACTIVE:
+        _refuse_duplicates(persona, exclude_self=True)
+    return plan
+
+
+def _current(persona: Persona, key: str) -> Any:
+    if key.startswith("attr:"):
+        return (persona.attributes or {}).get(key[5:])
+    if key.startswith("consent:"):
+        return persona.consent(key[8:])
+    return _json(getattr(persona, key, None))
+
+
+def _store_label(store_id: int | None) -> str | None:
+    if store_id is None:
+        return None
+    name = Store.objects.filter(pk=store_id).values_list("name", flat=True).first()
+    return name or f"Store #{store_id}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+@dataclass
+class ChangeResult:
+    persona: Persona
+    changed: bool
+    event: AuditEvent | None
+    attribute_ops: list[dict[str, Any]]
+
+
+def _audit(plan: Plan, actor: Actor, action: str, note: str, now: dt.datetime) -> AuditEvent:
+    return AuditEvent(
+        persona=plan.persona,
+        action=action,
+        actor_kind=actor.kind,
+        actor_user=actor.user,
+        actor_label=actor.label[:200],
+        actor_ref=actor.ref,
+        changes=plan.changes,
+        note=note[:300],
+        created_at=now,
+    )
+
+
+def _queue_messages(plans: Iterable[Plan]) -> None:
+    from .. import messaging
+
+    for plan in plans:
+        for channel, template in plan.messages:
+            messaging.queue(plan.persona, channel=channel, template=template, transactional=True)
+
+
+def _write_related(plans: Sequence[Plan], events: list[AuditEvent]) -> None:
+    consent_rows, points_rows = [], []
+    for plan in plans:
+        for row in plan.consent_changes:
+            row.persona = plan.persona
+            consent_rows.append(row)
+        for row in plan.points_entries:
+            row.persona = plan.persona
+            points_rows.append(row)
+    AuditEvent.objects.bulk_create(events, batch_size=500)
+    if consent_rows:
+        ConsentChange.objects.bulk_create(consent_rows, batch_size=500)
+    if points_rows:
+        PointsEntry.objects.bulk_create(points_rows, batch_size=500)
+
+
+def _integrity_to_duplicate(persona: Persona, exc: IntegrityError) -> ChangeError:
+    text = str(exc).lower()
+    for name in ("phone", "email"):
+        if name in text and getattr(persona, name):
+            existing = (
+                Persona.objects.filter(
+                    status=PersonaStatus.ACTIVE, **{name: getattr(persona, name)}
+                )
+                .exclude(pk=persona.pk)
+                .first()
+            )
+            if existing:
+                return DuplicatePersonaError(name, existing)
+    return ChangeError("This change conflicts with another persona; nothing was saved.")
+
+
+def create(
+    changeset: Changeset,
+    actor: Actor,
+    *,
+    entry_source: str = EntrySource.MANUAL,
+) -> ChangeResult:
+    """Create a persona through the same rules as any change; writes a "created" audit event."""
+    persona = Persona(entry_source=entry_source)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            plan = plan_changes(persona, changeset, actor, now=now)
+            persona.save()
+            event = _audit(plan, actor, "created", changeset.note, now)
+            _write_related([plan], [event])
+            _queue_messages([plan])
+    except IntegrityError as exc:
+        raise _integrity_to_duplicate(persona, exc) from exc
+    return ChangeResult(persona, True, event, plan.attribute_ops)
+
+
+def apply(persona: Persona | int, changeset: Changeset, actor: Actor) -> ChangeResult:
+    """Apply one changeset to one persona (locked for the duration), atomically."""
+    persona_id = persona if isinstance(persona, int) else persona.pk
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            locked = Persona.objects.select_for_update().get(pk=persona_id)
+            plan = plan_changes(locked, changeset, actor, now=now)
+            if not plan.changed:
+                return ChangeResult(locked, False, None, plan.attribute_ops)
+            locked.version += 1
+            locked.save(update_fields=[*plan.dirty_fields, "version", "updated_at"])
+            event = _audit(plan, actor, changeset.action, changeset.note, now)
+            _write_related([plan], [event])
+            _queue_messages([plan])
+    except IntegrityError as exc:
+        target = persona if isinstance(persona, Persona) else Persona(pk=persona_id)
+        raise _integrity_to_duplicate(target, exc) from exc
+    if isinstance(persona, Persona):
+        persona.refresh_from_db()
+    return ChangeResult(locked, True, event, plan.attribute_ops)
+
+
+@dataclass
+class BulkOutcome:
+    persona_id: int
+    changed: bool
+    error: ChangeError | None = None
+    attribute_ops: list[dict[str, Any]] = field(default_factory=list)
+
+
+def apply_many(
+    items: Sequence[tuple[int, Changeset, Actor]],
+) -> list[BulkOutcome]:
+    """The bulk form of ``apply``: same rules, same audit trail, batched writes.
+
+    Every persona is locked and planned with ``plan_changes``; a refused changeset is reported
+    in its outcome and does not stop the others. Writes are one UPDATE batch per changed field
+    set plus one INSERT batch per related table.
+    """
+    if not items:
+        return []
+    now = timezone.now()
+    outcomes: list[BulkOutcome] = []
+    with transaction.atomic():
+        ids = [pid for pid, _, _ in items]
+        personas = {p.pk: p for p in Persona.objects.select_for_update().filter(pk__in=ids)}
+        plans: list[Plan] = []
+        events: list[AuditEvent] = []
+        dirty: set[str] = set()
+        changed_personas: dict[int, Persona] = {}
+        for pid, changeset, actor in items:
+            persona = personas.get(pid)
+            if persona is None:
+                outcomes.append(BulkOutcome(pid, False, ChangeError("Persona not found.")))
+                continue
+            snapshot = {
+                f.attname: getattr(persona, f.attname) for f in Persona._meta.concrete_fields
+            }
+            snapshot["attributes"] = dict(persona.attributes or {})
+            try:
+                plan = plan_changes(persona, changeset, actor, now=now)
+            except ChangeError as exc:
+                for name, value in snapshot.items():
+                    setattr(persona, name, value)
+                outcomes.append(BulkOutcome(pid, False, exc))
+                continue
+            outcomes.append(BulkOutcome(pid, plan.changed, None, plan.attribute_ops))
+            if plan.changed:
+                persona.version += 1
+                dirty |= plan.dirty_fields
+                plans.append(plan)
+                events.append(_audit(plan, actor, changeset.action, changeset.note, now))
+                changed_personas[pid] = persona
+        if changed_personas:
+            for persona in changed_personas.values():
+                persona.updated_at = now
+            Persona.objects.bulk_update(
+                list(changed_personas.values()),
+                sorted(dirty | {"version", "updated_at"}),
+                batch_size=200,
+            )
+            _write_related(plans, events)
+            _queue_messages(plans)
+    return outcomes

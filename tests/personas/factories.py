@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from personas.models import (
+    AuditEvent,
+    ConsentChange,
+    OutboundMessage,
+    Persona,
+    PointsEntry,
+    Purchase,
+    SignupForm,
+    Store,
+)
+from personas.normalize import name_key, phone_reversed
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.PostGenerationMethodCall("set_password", "a-Strong-pass-123")
+
+    @factory.post_generation
+    def _save(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+class StoreFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Store
+
+    name = factory.Sequence(lambda n: f"Store {n}")
+    code = factory.Sequence(lambda n: f"store-{n}")
+
+
+class SignupFormFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SignupForm
+
+    name = factory.Sequence(lambda n: f"Signup form {n}")
+    slug = factory.Sequence(lambda n: f"form-{n}")
+    store = factory.SubFactory(StoreFactory)
+
+
+class PersonaFactory(factory.django.DjangoModelFactory):
+    """A persona written directly (fixture data); real changes go through the service."""
+
+    class Meta:
+        model = Persona
+
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    email = factory.Sequence(lambda n: f"customer{n}@example.com")
+    phone = factory.Sequence(lambda n: f"+1202555{n % 10000:04d}")
+    first_key = factory.LazyAttribute(lambda o: name_key(o.first_name))
+    last_key = factory.LazyAttribute(lambda o: name_key(o.last_name))
+    phone_rev = factory.LazyAttribute(lambda o: phone_reversed(o.phone))
+
+
+class PurchaseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Purchase
+
+    persona = factory.SubFactory(PersonaFactory)
+    store = factory.SubFactory(StoreFactory)
+    receipt_id = factory.Sequence(lambda n: f"RCPT-{n:06d}")
+    total = Decimal("42.50")
+    purchased_at = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(days=3))
+    points_earned = 42
+
+
+class PointsEntryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PointsEntry
+
+    persona = factory.SubFactory(PersonaFactory)
+    kind = PointsEntry.Kind.EARN
+    points = 10
+
+
+class AuditEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AuditEvent
+
+    persona = factory.SubFactory(PersonaFactory)
+    action = "update"
+    actor_kind = "system"
+
+
+class ConsentChangeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ConsentChange
+
+    persona = factory.SubFactory(PersonaFactory)
+    channel = "email"
+    before = "never"
+    after = "opted_in"
+    actor_kind = "system"
+
+
+class OutboundMessageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = OutboundMessage
+
+    persona = factory.SubFactory(PersonaFactory)
+    channel = "text"
+    template = "double_opt_in"
+    to = "+12025550100"
+    body = "hello"
