@@ -89,6 +89,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "personas.context_processors.roles",
             ],
+            "builtins": ["template_partials.templatetags.partials"],
         },
     },
 ]

@@ -64,10 +64,10 @@ def format_phone(e164: str | None) -> str:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return e164
-    region = phonenumbers.region_code_for_number(number)
+    home = phonenumbers.country_code_for_region(settings.PHONE_DEFAULT_REGION)
     fmt = (
         phonenumbers.PhoneNumberFormat.NATIONAL
-        if region == settings.PHONE_DEFAULT_REGION
+        if number.country_code == home
         else phonenumbers.PhoneNumberFormat.INTERNATIONAL
     )
     return phonenumbers.format_number(number, fmt)

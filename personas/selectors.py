@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models.fields.json import KeyTransform
 from django.http import Http404
 
 from .models import Persona, PersonaStatus, Purchase
@@ -221,8 +221,8 @@ def _apply_filters(qs: QuerySet, lq: ListQuery) -> QuerySet:
         qs = qs.filter(favorite_store_id=lq.store)
     if lq.attr_key:
         if lq.attr_value:
-            qs = qs.alias(_attr=KeyTextTransform(lq.attr_key, "attributes")).filter(
-                _attr=lq.attr_value
+            qs = qs.alias(_attr=KeyTransform(lq.attr_key, "attributes")).filter(
+                Q(_attr=lq.attr_value) | Q(_attr=_typed(lq.attr_value))
             )
         else:
             qs = qs.filter(attributes__has_key=lq.attr_key)
@@ -231,6 +231,15 @@ def _apply_filters(qs: QuerySet, lq: ListQuery) -> QuerySet:
     if lq.created_to:
         qs = qs.filter(created_at__date__lte=lq.created_to)
     return qs
+
+
+def _typed(raw: str) -> Any:
+    """ "true" → True, "5" → 5: attribute values are typed, the filter box is text."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw
+    return value if isinstance(value, bool | int | float) else raw
 
 
 def _keyset(qs: QuerySet, sort: str, cursor: list[Any] | None) -> QuerySet:
@@ -277,3 +286,34 @@ def persona_page(*, user: Any, lq: ListQuery, page_size: int) -> Page:
     rows = list(qs[: page_size + 1])
     next_cursor = _cursor_for(rows[page_size - 1], sort) if len(rows) > page_size else None
     return Page(rows[:page_size], next_cursor, search)
+
+
+def points_summary(persona: Persona) -> dict[str, Any]:
+    """Why points differ from dollars spent: totals per ledger kind beside purchases."""
+    from django.db.models import Count, Sum
+
+    from .models import PointsEntry
+
+    by_kind = {
+        row["kind"]: row["total"]
+        for row in PointsEntry.objects.filter(persona=persona)
+        .values("kind")
+        .annotate(total=Sum("points"))
+    }
+    purchases = Purchase.objects.filter(persona=persona).aggregate(
+        spent=Sum("total"), count=Count("id"), earned=Sum("points_earned")
+    )
+    unearned = Purchase.objects.filter(persona=persona, points_earned=0).aggregate(
+        spent=Sum("total"), count=Count("id")
+    )
+    return {
+        "by_kind": by_kind,
+        "spent": purchases["spent"] or 0,
+        "purchase_count": purchases["count"],
+        "earned": by_kind.get("earn", 0),
+        "redeemed": -(by_kind.get("redeem", 0)),
+        "adjusted": by_kind.get("adjust", 0),
+        "returned": -(by_kind.get("return", 0)),
+        "unearned_spent": unearned["spent"] or 0,
+        "unearned_count": unearned["count"],
+    }

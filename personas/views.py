@@ -1,14 +1,438 @@
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+"""Staff pages for personas. Views parse, call one service or selector, render.
 
+Slide-outs (create, edit traits, archive, adjust points) render as a drawer fragment for htmx
+and as a full page when opened directly, so every action works with a plain link and form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRefresh, trigger_client_event
+
+from . import selectors
+from .forms import (
+    ATTRIBUTE_TYPES,
+    ArchiveForm,
+    ListFilterForm,
+    PersonaCreateForm,
+    PointsAdjustForm,
+    TraitsForm,
+    seen_snapshot,
+)
+from .models import AuditEvent, Channel, ConsentState, PointsEntry, SignupForm, Store
 from .roles import Cap, require_cap
+from .services import changes
+from .services.changes import (
+    Actor,
+    Changeset,
+    ConsentAction,
+    ConsentOp,
+    DuplicatePersonaError,
+    PointsOp,
+)
+
+TABS = {
+    "general": "General",
+    "points": "Points",
+    "purchases": "Purchases",
+    "activity": "Activity",
+}
+
+
+def _is_partial(request: HttpRequest) -> bool:
+    return bool(getattr(request, "htmx", False)) and not request.htmx.boosted
+
+
+def _drawer(
+    request: HttpRequest, *, title: str, body: str, context: dict[str, Any], close_url: str
+) -> HttpResponse:
+    ctx = {**context, "title": title, "body_template": body, "close_url": close_url}
+    if _is_partial(request):
+        return render(request, "components/drawer_response.html", ctx)
+    return render(request, "components/drawer_page.html", ctx)
+
+
+def _error_text(exc: ValidationError) -> list[str]:
+    return list(exc.messages)
+
+
+# ---------------------------------------------------------------------------------------------
+# List and search
 
 
 @require_cap(Cap.MANAGE_PERSONAS)
+@require_http_methods(["GET"])
 def persona_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "personas/persona_list.html")
+    form = ListFilterForm(request.GET)
+    lq = form.to_query()
+    page = selectors.persona_page(user=request.user, lq=lq, page_size=settings.PERSONAS_PAGE_SIZE)
+    if (
+        page.search.exact_id
+        and not _is_partial(request)
+        and not lq.cursor
+        and len(page.personas) == 1
+        and page.personas[0].pk == page.search.exact_id
+    ):
+        messages.info(request, f"Found by {page.search.kind}.")
+        return redirect("personas:detail", pk=page.search.exact_id)
+    params = request.GET.copy()
+    params.pop("cursor", None)
+    context = {
+        "form": form,
+        "lq": lq,
+        "page": page,
+        "sorts": selectors.SORTS,
+        "channels": Channel.choices,
+        "base_query": params.urlencode(),
+        "next_query": _with(params, cursor=page.next_cursor) if page.next_cursor else "",
+        "filters_open": any(
+            [lq.entry_source, lq.loyalty, lq.consent, lq.store, lq.attr_key, lq.created_from]
+        ),
+    }
+    template = "personas/persona_list.html"
+    if _is_partial(request):
+        template += "#results"
+    return render(request, template, context)
+
+
+def _with(params: Any, **values: Any) -> str:
+    q = params.copy()
+    for key, value in values.items():
+        q[key] = value
+    return q.urlencode()
+
+
+# ---------------------------------------------------------------------------------------------
+# Create
+
+
+@require_cap(Cap.MANAGE_PERSONAS)
+@require_http_methods(["GET", "POST"])
+def persona_create(request: HttpRequest) -> HttpResponse:
+    form = PersonaCreateForm(request.POST or None)
+    duplicate = None
+    if request.method == "POST" and form.is_valid():
+        changeset, source = form.to_changeset()
+        try:
+            result = changes.create(changeset, Actor.staff(request.user), entry_source=source)
+        except DuplicatePersonaError as exc:
+            duplicate = exc.existing
+            form.add_error(exc.field_name, exc.messages[0])
+        except ValidationError as exc:
+            _attach_errors(form, exc)
+        else:
+            persona = result.persona
+            note = " A double opt-in text is on its way." if changeset.consents else ""
+            messages.success(request, f"Persona {persona.display_name} created.{note}")
+            if _is_partial(request):
+                response = render(request, "components/drawer_closed.html")
+                return trigger_client_event(response, "personaCreated")
+            return redirect(persona)
+    context = {
+        "form": form,
+        "duplicate": duplicate,
+        "signup_forms": SignupForm.objects.filter(is_active=True).exists(),
+    }
+    return _drawer(
+        request,
+        title="New persona",
+        body="personas/_create_form.html",
+        context=context,
+        close_url=reverse("personas:list"),
+    )
+
+
+def _attach_errors(form: Any, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field_name, errors in exc.error_dict.items():
+            target = field_name if field_name in form.fields else None
+            for error in errors:
+                form.add_error(target, error.messages[0] if hasattr(error, "messages") else error)
+    else:
+        for message in exc.messages:
+            form.add_error(None, message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Detail
+
+
+@require_cap(Cap.MANAGE_PERSONAS)
+@require_http_methods(["GET"])
+def persona_detail(request: HttpRequest, pk: int, tab: str = "general") -> HttpResponse:
+    persona = selectors.persona_for_staff(user=request.user, pk=pk)
+    context: dict[str, Any] = {
+        "persona": persona,
+        "tab": tab,
+        "tabs": TABS,
+        "consent_rows": _consent_rows(persona),
+    }
+    if tab == "general":
+        context["attributes"] = sorted((persona.attributes or {}).items())
+    elif tab == "points":
+        context["entries"] = list(
+            persona.points_entries.select_related("actor_user", "purchase")[:200]
+        )
+        context["points_summary"] = selectors.points_summary(persona)
+    elif tab == "purchases":
+        context["purchases"] = list(persona.purchases.select_related("store")[:200])
+    elif tab == "activity":
+        context["events"] = list(
+            AuditEvent.objects.filter(persona=persona).select_related("actor_user")[:200]
+        )
+    return render(request, "personas/persona_detail.html", context)
+
+
+def _consent_rows(persona: Any) -> list[dict[str, Any]]:
+    rows = []
+    labels = {
+        "email": "Email opted in",
+        "text": "Text opted in",
+        "voice": "Voice opted in",
+        "browser": "Browser opted in",
+        "push": "Push opted in",
+    }
+    for channel in ("email", "text", "voice", "browser", "push"):
+        state = persona.consent(channel)
+        rows.append(
+            {
+                "channel": channel,
+                "label": labels[channel],
+                "state": state,
+                "state_label": ConsentState(state).label,
+                "on": state in (ConsentState.OPTED_IN, ConsentState.PENDING),
+                "readonly": channel == "push",
+                "needs_phone": channel in ("text", "voice") and not persona.phone,
+                "needs_email": channel == "email" and not persona.email,
+            }
+        )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Traits
+
+
+@require_cap(Cap.MANAGE_PERSONAS)
+@require_http_methods(["GET", "POST"])
+def persona_traits(request: HttpRequest, pk: int) -> HttpResponse:
+    persona = selectors.persona_for_staff(user=request.user, pk=pk)
+    if persona.status != "active":
+        messages.error(request, "Unarchive this persona before editing its traits.")
+        return _back_to(request, persona)
+    initial = {
+        "first_name": persona.first_name,
+        "last_name": persona.last_name,
+        "phone": persona.phone or "",
+        "email": persona.email or "",
+        "birthday": persona.birthday,
+        "customer_id": persona.customer_id or "",
+        "favorite_store": persona.favorite_store_id,
+        "loyalty": persona.loyalty_enrolled,
+        "seen": seen_snapshot(persona),
+    }
+    form = TraitsForm(request.POST or None, persona=persona, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            result = changes.apply(persona, form.to_changeset(), Actor.staff(request.user))
+        except DuplicatePersonaError as exc:
+            form.add_error(exc.field_name, exc.messages[0])
+            form.duplicate = exc.existing
+        except ValidationError as exc:
+            _attach_errors(form, exc)
+        else:
+            if result.changed:
+                messages.success(request, "Traits saved.")
+            else:
+                messages.info(request, "Nothing changed.")
+            return _back_to(request, persona)
+    return _drawer(
+        request,
+        title="Edit Traits",
+        body="personas/_traits_form.html",
+        context={
+            "form": form,
+            "persona": persona,
+            "attribute_types": ATTRIBUTE_TYPES,
+            "stores": Store.objects.all(),
+        },
+        close_url=persona.get_absolute_url(),
+    )
+
+
+def _back_to(request: HttpRequest, persona: Any) -> HttpResponse:
+    if _is_partial(request):
+        return HttpResponseClientRefresh()
+    return redirect(persona)
+
+
+# ---------------------------------------------------------------------------------------------
+# Consent toggles
+
+
+@require_cap(Cap.MANAGE_PERSONAS)
+@require_POST
+def persona_consent(request: HttpRequest, pk: int, channel: str) -> HttpResponse:
+    persona = selectors.persona_for_staff(user=request.user, pk=pk)
+    value = request.POST.get("value")
+    if channel not in Channel.values or value not in ("on", "off", "resend"):
+        messages.error(request, "That opt-in change was not understood; nothing changed.")
+    else:
+        action = {
+            "on": ConsentAction.OPT_IN,
+            "off": ConsentAction.OPT_OUT,
+            "resend": ConsentAction.REQUEST_DOUBLE_OPT_IN,
+        }[value]
+        try:
+            result = changes.apply(
+                persona,
+                Changeset(consents=[ConsentOp(channel, action)], action="consent changed"),
+                Actor.staff(request.user),
+            )
+        except ValidationError as exc:
+            messages.error(request, " ".join(_error_text(exc)))
+        else:
+            persona = result.persona
+            messages.success(request, _consent_message(channel, persona.consent(channel), value))
+    if _is_partial(request):
+        persona = selectors.persona_for_staff(user=request.user, pk=pk)
+        return render(
+            request,
+            "personas/persona_detail.html#consents",
+            {"persona": persona, "consent_rows": _consent_rows(persona), "oob_messages": True},
+        )
+    return redirect(persona)
+
+
+def _consent_message(channel: str, state: str, value: str) -> str:
+    label = Channel(channel).label
+    if state == ConsentState.PENDING:
+        return f"Double opt-in text sent. {label} stays pending until the customer replies YES."
+    if state == ConsentState.OPTED_IN:
+        return f"Opted in to {label}."
+    if state == ConsentState.OPTED_OUT:
+        return f"Opted out of {label}."
+    return f"{label} unchanged."
+
+
+# ---------------------------------------------------------------------------------------------
+# Archive
+
+
+@require_cap(Cap.MANAGE_PERSONAS)
+@require_http_methods(["GET", "POST"])
+def persona_archive(request: HttpRequest, pk: int) -> HttpResponse:
+    persona = selectors.persona_for_staff(user=request.user, pk=pk)
+    form = ArchiveForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            changes.apply(
+                persona,
+                Changeset(status=("archived", form.cleaned_data["reason"]), action="archived"),
+                Actor.staff(request.user),
+            )
+        except ValidationError as exc:
+            messages.error(request, " ".join(_error_text(exc)))
+        else:
+            messages.success(
+                request,
+                f"{persona.display_name} archived. It no longer appears in search; "
+                "find it under View Archived Personas.",
+            )
+        return _back_to(request, persona)
+    return _drawer(
+        request,
+        title="Archive persona",
+        body="personas/_archive_form.html",
+        context={"form": form, "persona": persona},
+        close_url=persona.get_absolute_url(),
+    )
+
+
+@require_cap(Cap.MANAGE_PERSONAS)
+@require_POST
+def persona_unarchive(request: HttpRequest, pk: int) -> HttpResponse:
+    persona = selectors.persona_for_staff(user=request.user, pk=pk)
+    try:
+        changes.apply(
+            persona,
+            Changeset(status=("active", ""), action="unarchived"),
+            Actor.staff(request.user),
+        )
+    except DuplicatePersonaError as exc:
+        url = exc.existing.get_absolute_url()
+        messages.error(
+            request,
+            f"{exc.messages[0]} The active persona is {exc.existing.display_name} ({url}).",
+        )
+        return redirect(request.POST.get("next") or reverse("personas:archived"))
+    except ValidationError as exc:
+        messages.error(request, " ".join(_error_text(exc)))
+        return redirect(reverse("personas:archived"))
+    messages.success(request, f"{persona.display_name} is active again.")
+    return redirect(persona)
+
+
+@require_cap(Cap.MANAGE_PERSONAS)
+@require_http_methods(["GET"])
+def archived_list(request: HttpRequest) -> HttpResponse:
+    q = request.GET.get("q", "")[:200]
+    base = selectors.archived_personas(request.user)
+    search = selectors.search_candidates(user=request.user, query=q, base=base)
+    qs = base if search.ids is None else base.filter(pk__in=search.ids)
+    context = {"personas": list(qs.order_by("-archived_at", "-id")[:100]), "q": q}
+    template = "personas/archived_list.html"
+    if _is_partial(request):
+        template += "#archived-results"
+    return render(request, template, context)
+
+
+# ---------------------------------------------------------------------------------------------
+# Points
+
+
+@require_cap(Cap.ADJUST_POINTS)
+@require_http_methods(["GET", "POST"])
+def points_adjust(request: HttpRequest, pk: int) -> HttpResponse:
+    persona = selectors.persona_for_staff(user=request.user, pk=pk)
+    form = PointsAdjustForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        points = form.cleaned_data["points"]
+        try:
+            changes.apply(
+                persona,
+                Changeset(
+                    points=[PointsOp(PointsEntry.Kind.ADJUST, points, form.cleaned_data["reason"])],
+                    action="points adjusted",
+                ),
+                Actor.staff(request.user),
+            )
+        except ValidationError as exc:
+            _attach_errors(form, exc)
+        else:
+            messages.success(request, f"Points adjusted by {points:+d}.")
+            return _back_to(request, persona)
+    return _drawer(
+        request,
+        title="Adjust points",
+        body="personas/_points_form.html",
+        context={"form": form, "persona": persona},
+        close_url=reverse("personas:detail_tab", args=[persona.pk, "points"]),
+    )
 
 
 @require_cap(Cap.SETTINGS)
 def settings_home(request: HttpRequest) -> HttpResponse:
-    return render(request, "personas/settings_home.html")
+    return render(
+        request,
+        "personas/settings_home.html",
+        {"stores": Store.objects.all(), "forms": SignupForm.objects.select_related("store")},
+    )

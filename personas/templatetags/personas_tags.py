@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from ..normalize import format_phone
+
+register = template.Library()
+
+CHANNEL_SHORT = {
+    "text": "SMS",
+    "email": "Email",
+    "voice": "Voice",
+    "push": "Push",
+    "browser": "Web",
+}
+STATE_TITLE = {
+    "opted_in": "opted in",
+    "opted_out": "opted out",
+    "pending": "pending double opt-in",
+    "never": "never asked",
+}
+
+
+@register.filter
+def phone(value: str | None) -> str:
+    return format_phone(value)
+
+
+@register.filter
+def channel_short(channel: str) -> str:
+    return CHANNEL_SHORT.get(channel, channel)
+
+
+@register.filter
+def state_title(state: str) -> str:
+    return STATE_TITLE.get(state, state)
+
+
+@register.filter
+def audit_value(value: Any) -> str:
+    if value is None:
+        return "—"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(value)
+
+
+@register.filter
+def audit_key(key: str) -> str:
+    if key.startswith("attr:"):
+        return key[5:]
+    if key.startswith("consent:"):
+        return f"{CHANNEL_SHORT.get(key[8:], key[8:])} consent"
+    return key.replace("_", " ").capitalize()
+
+
+@register.filter
+def actor_kind_label(kind: str) -> str:
+    return {
+        "user": "Staff",
+        "import": "Import",
+        "flow": "Flow",
+        "customer": "Customer",
+        "system": "System",
+    }.get(kind, kind)

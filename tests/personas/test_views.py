@@ -1,0 +1,288 @@
+"""Personas staff pages: every endpoint, plain and htmx, and what each role may do."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from personas.models import AuditEvent, Persona
+from tests.personas.factories import (
+    PersonaFactory,
+    PointsEntryFactory,
+    PurchaseFactory,
+    SignupFormFactory,
+    StoreFactory,
+)
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def test_list_shows_key_details(staff_client):
+    PersonaFactory(first_name="Avery", last_name="Stone", phone="+15551234567", points_balance=120)
+    response = staff_client.get(reverse("personas:list"))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "Avery Stone" in body and "(555) 123-4567" in body and "120" in body
+
+
+def test_list_query_count_does_not_grow_with_rows(staff_client, django_assert_max_num_queries):
+    PersonaFactory.create_batch(30, favorite_store=StoreFactory())
+    with django_assert_max_num_queries(12):
+        staff_client.get(reverse("personas:list"))
+
+
+def test_htmx_list_request_renders_only_the_results_fragment(staff_client):
+    PersonaFactory(first_name="Blake")
+    response = staff_client.get(reverse("personas:list"), {"q": "bla"}, **HTMX)
+    body = response.content.decode()
+    assert body.lstrip().startswith('<div id="results"')
+    assert "<html" not in body and "Blake" in body
+
+
+def test_exact_identifier_hit_goes_straight_to_the_persona(staff_client):
+    persona = PersonaFactory(email="one@example.com")
+    response = staff_client.get(reverse("personas:list"), {"q": "ONE@example.com"})
+    assert response.status_code == 302
+    assert response["Location"] == persona.get_absolute_url()
+
+
+def test_keyset_pagination_walks_every_persona_once(staff_client, settings):
+    settings.PERSONAS_PAGE_SIZE = 4
+    ids = {p.pk for p in PersonaFactory.create_batch(10)}
+    seen, query = [], {}
+    for _ in range(5):
+        response = staff_client.get(reverse("personas:list"), query)
+        seen += [p.pk for p in response.context["page"].personas]
+        cursor = response.context["page"].next_cursor
+        if not cursor:
+            break
+        query = {"cursor": cursor}
+    assert sorted(seen) == sorted(ids)
+
+
+@pytest.mark.parametrize("sort", ["-created", "created", "name", "-points"])
+def test_every_sort_paginates_without_gaps(staff_client, settings, sort):
+    settings.PERSONAS_PAGE_SIZE = 3
+    for i in range(8):
+        PersonaFactory(last_name=["Ames", "Baker"][i % 2], points_balance=i % 3)
+    seen, query = [], {"sort": sort}
+    for _ in range(6):
+        page = staff_client.get(reverse("personas:list"), query).context["page"]
+        seen += [p.pk for p in page.personas]
+        if not page.next_cursor:
+            break
+        query = {"sort": sort, "cursor": page.next_cursor}
+    assert len(seen) == len(set(seen)) == 8
+
+
+def test_filters_combine_with_search(staff_client):
+    store = StoreFactory()
+    match = PersonaFactory(
+        first_name="Casey",
+        loyalty_enrolled=True,
+        email_consent="opted_in",
+        favorite_store=store,
+        attributes={"tier": "gold"},
+        entry_source="import",
+    )
+    PersonaFactory(first_name="Casey", loyalty_enrolled=False)
+    PersonaFactory(first_name="Casey", loyalty_enrolled=True, attributes={"tier": "silver"})
+    response = staff_client.get(
+        reverse("personas:list"),
+        {
+            "q": "casey",
+            "loyalty": "yes",
+            "channel": "email",
+            "consent": "opted_in",
+            "store": store.pk,
+            "attr_key": "tier",
+            "attr_value": "gold",
+            "entry_source": "import",
+        },
+    )
+    assert [p.pk for p in response.context["page"].personas] == [match.pk]
+
+
+def test_bad_filter_values_never_500(staff_client):
+    response = staff_client.get(
+        reverse("personas:list"),
+        {"store": "x", "created_from": "yesterday", "cursor": "%%%", "sort": "drop table"},
+    )
+    assert response.status_code == 200
+
+
+def test_create_through_the_drawer_creates_and_audits(
+    staff_client, django_capture_on_commit_callbacks
+):
+    form = SignupFormFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(
+            reverse("personas:create"),
+            {
+                "first_name": "Dana",
+                "last_name": "Reyes",
+                "phone": "(555) 987-6543",
+                "email": "Dana@Example.com",
+                "signup_form": form.pk,
+                "loyalty": "on",
+                "send_double_opt_in": "on",
+            },
+            **HTMX,
+        )
+    assert response.status_code == 200
+    assert "personaCreated" in response.headers["HX-Trigger"]
+    persona = Persona.objects.get(email="dana@example.com")
+    assert persona.phone == "+15559876543"
+    assert persona.entry_source == "signup_form" and persona.signup_form == form
+    assert persona.loyalty_enrolled and persona.text_consent == "pending"
+    event = AuditEvent.objects.get(persona=persona)
+    assert event.action == "created" and event.actor_user == staff_client.user
+    assert persona.messages.get().status == "sent"
+
+
+def test_create_with_invalid_data_shows_errors_in_the_drawer(staff_client):
+    response = staff_client.post(
+        reverse("personas:create"), {"first_name": "E", "phone": "12", "email": "nope"}, **HTMX
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert 'role="dialog"' in body
+    assert "Enter a valid phone number." in body and "Enter a valid email address." in body
+    assert not Persona.objects.exists()
+
+
+def test_create_duplicate_links_to_the_existing_persona(staff_client):
+    existing = PersonaFactory(phone="+15551112222")
+    response = staff_client.post(
+        reverse("personas:create"), {"first_name": "F", "phone": "555-111-2222"}, **HTMX
+    )
+    body = response.content.decode()
+    assert existing.get_absolute_url() in body
+    assert Persona.objects.count() == 1
+
+
+def test_create_page_works_without_javascript(staff_client):
+    response = staff_client.get(reverse("personas:create"))
+    assert response.status_code == 200
+    assert "<html" in response.content.decode()
+    response = staff_client.post(reverse("personas:create"), {"first_name": "Gray"})
+    persona = Persona.objects.get(first_name="Gray")
+    assert response.status_code == 302 and response["Location"] == persona.get_absolute_url()
+
+
+@pytest.mark.parametrize("tab", ["general", "points", "purchases", "activity"])
+def test_detail_tabs_render(staff_client, tab):
+    persona = PersonaFactory(attributes={"vip": True})
+    PurchaseFactory(persona=persona, receipt_id="R-77")
+    PointsEntryFactory(persona=persona, points=42)
+    url = (
+        reverse("personas:detail", args=[persona.pk])
+        if tab == "general"
+        else reverse("personas:detail_tab", args=[persona.pk, tab])
+    )
+    response = staff_client.get(url)
+    assert response.status_code == 200
+
+
+def test_push_toggle_is_read_only_with_the_reason(staff_client):
+    persona = PersonaFactory()
+    body = staff_client.get(persona.get_absolute_url()).content.decode()
+    assert "Only the customer can opt in to push, from their app." in body
+    response = staff_client.post(
+        reverse("personas:consent", args=[persona.pk, "push"]), {"value": "on"}
+    )
+    assert response.status_code == 302
+    persona.refresh_from_db()
+    assert persona.push_consent == "never"
+
+
+def test_edit_traits_adds_changes_and_deletes_attributes(staff_client):
+    persona = PersonaFactory(first_name="Hal", attributes={"tier": "silver", "temp": 1})
+    page = staff_client.get(reverse("personas:traits", args=[persona.pk]))
+    seen = page.context["form"]["seen"].value()
+    response = staff_client.post(
+        reverse("personas:traits", args=[persona.pk]),
+        {
+            "first_name": "Hal",
+            "last_name": persona.last_name,
+            "phone": persona.phone,
+            "email": persona.email,
+            "seen": seen,
+            "attr_key": ["tier", "vip", "since"],
+            "attr_type": ["text", "boolean", "date"],
+            "attr_value": ["gold", "true", "2024-05-01"],
+        },
+        **HTMX,
+    )
+    assert response.status_code == 200 and response.headers.get("HX-Refresh") == "true"
+    persona.refresh_from_db()
+    assert persona.attributes == {"tier": "gold", "vip": True, "since": "2024-05-01"}
+    event = AuditEvent.objects.get(persona=persona)
+    assert set(event.changes) == {"attr:tier", "attr:vip", "attr:since", "attr:temp"}
+
+
+def test_edit_traits_refuses_bad_typed_values_and_changes_nothing(staff_client):
+    persona = PersonaFactory(attributes={})
+    response = staff_client.post(
+        reverse("personas:traits", args=[persona.pk]),
+        {"attr_key": ["n"], "attr_type": ["number"], "attr_value": ["many"]},
+        **HTMX,
+    )
+    assert "enter a number" in response.content.decode()
+    persona.refresh_from_db()
+    assert persona.attributes == {}
+
+
+def test_archive_and_unarchive(staff_client):
+    persona = PersonaFactory(phone="+15553334444")
+    staff_client.post(reverse("personas:archive", args=[persona.pk]), {"reason": "Duplicate"})
+    persona.refresh_from_db()
+    assert persona.status == "archived" and persona.archived_reason == "Duplicate"
+    listed = staff_client.get(reverse("personas:archived")).content.decode()
+    assert "(555) 333-4444" in listed
+    search = staff_client.get(reverse("personas:list"), {"q": "5553334444"}, **HTMX)
+    assert "No active persona matches" in search.content.decode()
+    staff_client.post(reverse("personas:unarchive", args=[persona.pk]))
+    persona.refresh_from_db()
+    assert persona.status == "active"
+    assert list(AuditEvent.objects.filter(persona=persona).values_list("action", flat=True)) == [
+        "unarchived",
+        "archived",
+    ]
+
+
+def test_archived_view_shows_email_when_there_is_no_phone(staff_client):
+    PersonaFactory(phone=None, email="only@example.com", status="archived")
+    assert "only@example.com" in staff_client.get(reverse("personas:archived")).content.decode()
+
+
+def test_unarchive_conflict_points_to_merge(staff_client):
+    archived = PersonaFactory(phone="+15550009999", status="archived")
+    PersonaFactory(phone="+15550009999")
+    response = staff_client.post(reverse("personas:unarchive", args=[archived.pk]), follow=True)
+    assert "merge" in response.content.decode()
+    archived.refresh_from_db()
+    assert archived.status == "archived"
+
+
+def test_erased_and_hidden_personas_answer_404(staff_client):
+    for persona in (PersonaFactory(status="erased"), PersonaFactory(hidden=True)):
+        assert staff_client.get(persona.get_absolute_url()).status_code == 404
+
+
+def test_adjust_points_needs_the_role(client_for):
+    persona = PersonaFactory()
+    staff = client_for("Staff")
+    url = reverse("personas:points_adjust", args=[persona.pk])
+    assert staff.post(url, {"points": 10, "reason": "x"}).status_code == 403
+    operator = client_for("Operator")
+    operator.post(url, {"points": 10, "reason": "goodwill"})
+    persona.refresh_from_db()
+    assert persona.points_balance == 10
+
+
+def test_adjust_points_button_is_hidden_from_staff(client_for):
+    persona = PersonaFactory()
+    body = client_for("Staff").get(persona.get_absolute_url()).content.decode()
+    assert reverse("personas:points_adjust", args=[persona.pk]) not in body
