@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRefresh, trigger_client_event
+from django_htmx.http import HttpResponseClientRefresh, push_url, trigger_client_event
 
 from . import selectors
 from .forms import (
@@ -85,6 +85,8 @@ def persona_list(request: HttpRequest) -> HttpResponse:
         return redirect("personas:detail", pk=page.search.exact_id)
     params = request.GET.copy()
     params.pop("cursor", None)
+    for key in [k for k, v in params.items() if not v]:
+        params.pop(key)
     context = {
         "form": form,
         "lq": lq,
@@ -97,10 +99,12 @@ def persona_list(request: HttpRequest) -> HttpResponse:
             [lq.entry_source, lq.loyalty, lq.consent, lq.store, lq.attr_key, lq.created_from]
         ),
     }
-    template = "personas/persona_list.html"
     if _is_partial(request):
-        template += "#results"
-    return render(request, template, context)
+        response = render(request, "personas/persona_list.html#results", context)
+        # The address bar keeps the search and filters, without empty parameters.
+        query = _with(params, cursor=lq.cursor) if lq.cursor else params.urlencode()
+        return push_url(response, f"{reverse('personas:list')}?{query}" if query else reverse("personas:list"))
+    return render(request, "personas/persona_list.html", context)
 
 
 def _with(params: Any, **values: Any) -> str:

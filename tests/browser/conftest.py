@@ -62,6 +62,7 @@ def shot():
 
     def _shot(page, name: str) -> Path:
         path = SCREENSHOTS / f"{name}.png"
+        page.wait_for_timeout(200)  # let the slide-out's short animation finish
         page.screenshot(path=str(path), full_page=True)
         return path
 

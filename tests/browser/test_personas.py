@@ -1,0 +1,150 @@
+"""The personas screens in a real browser: slide-outs, htmx search, toggles, archive."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from personas.models import Persona
+from tests.personas.factories import PersonaFactory, SignupFormFactory
+
+pytestmark = pytest.mark.browser
+
+
+def test_create_slide_out_invalid_then_valid_then_listed(page, live_server, login, shot):
+    SignupFormFactory(name="In-store tablet")
+    PersonaFactory(first_name="Existing", last_name="Customer")
+    login(page, "Staff")
+    shot(page, "personas-list")
+    page.get_by_role("link", name="Add persona").click()
+    dialog = page.get_by_role("dialog", name="New persona")
+    expect(dialog).to_be_visible()
+    expect(page.get_by_label("First name")).to_be_focused()
+    page.get_by_label("Phone").fill("12")
+    page.get_by_label("Email").fill("not-an-email")
+    page.get_by_role("button", name="Create persona").click()
+    expect(dialog.get_by_text("Enter a valid phone number.")).to_be_visible()
+    expect(dialog.get_by_text("Enter a valid email address.")).to_be_visible()
+    shot(page, "personas-create-errors")
+    assert Persona.objects.count() == 1
+
+    page.get_by_label("First name").fill("Quinn")
+    page.get_by_label("Last name").fill("Harper")
+    page.get_by_label("Phone").fill("(202) 555-0147")
+    page.get_by_label("Email").fill("Quinn.Harper@Example.com")
+    page.get_by_label("Signup Form").select_option(label="In-store tablet")
+    dialog.get_by_role("checkbox", name="Loyalty").check()
+    dialog.get_by_role("checkbox", name="Send Double Opt-in Text").check()
+    shot(page, "personas-create-filled")
+    page.get_by_role("button", name="Create persona").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    expect(page.get_by_role("status").filter(has_text="Persona Quinn Harper created")).to_be_visible()
+    expect(page.locator("#results").get_by_role("link", name="Quinn Harper")).to_be_visible()
+    shot(page, "personas-created")
+    persona = Persona.objects.get(email="quinn.harper@example.com")
+    assert persona.phone == "+12025550147" and persona.text_consent == "pending"
+
+
+def test_search_as_you_type_by_each_identifier(page, live_server, login):
+    PersonaFactory(first_name="Renée", last_name="Dubois", phone="+12025550180", customer_id="POS-9")
+    PersonaFactory(first_name="Other", last_name="Person")
+    login(page, "Staff")
+    for query in ["renee dub", "dubois ren", "(202) 555-0180", "0180", "POS-9"]:
+        page.get_by_label("Search").fill(query)
+        expect(page.locator("#results tbody tr")).to_have_count(1)
+        expect(page.locator("#results")).to_contain_text("Renée Dubois")
+    expect(page).to_have_url(re.compile(r"/personas/\?q=POS-9(&|$)"))  # kept in the URL, shareable
+
+
+def test_edit_traits_and_see_it_in_activity(page, live_server, login, shot):
+    persona = PersonaFactory(first_name="Sage", attributes={"temp_flag": True, "tier": "silver"})
+    login(page, "Staff")
+    page.goto(f"{live_server.url}/personas/{persona.pk}/")
+    shot(page, "persona-detail")
+    page.get_by_role("link", name="Edit Traits").click()
+    dialog = page.get_by_role("dialog", name="Edit Traits")
+    expect(dialog).to_be_visible()
+    rows = dialog.locator("#attr-rows .attr-row")
+    tier = rows.filter(has=page.locator("input[value=tier]"))
+    tier.get_by_label("Attribute value").fill("gold")
+    rows.filter(has=page.locator("input[value=temp_flag]")).get_by_role("button").click()
+    dialog.get_by_role("button", name="+ Add attribute").click()
+    new = dialog.locator("#attr-rows .attr-row").last
+    new.get_by_label("Attribute key").fill("vip_status")
+    new.get_by_label("Attribute type").select_option("boolean")
+    new.get_by_label("Attribute value").fill("true")
+    shot(page, "persona-edit-traits")
+    dialog.get_by_role("button", name="Save traits").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    attrs = page.locator("#custom-attributes")
+    expect(attrs).to_contain_text("gold")
+    expect(attrs).to_contain_text("vip_status")
+    expect(attrs).not_to_contain_text("temp_flag")
+    page.get_by_role("link", name="Activity").click()
+    activity = page.locator(".activity")
+    expect(activity).to_contain_text("Traits edited")
+    expect(activity).to_contain_text("tier")
+    expect(activity).to_contain_text("temp_flag")
+    shot(page, "persona-activity")
+
+
+def test_escape_closes_the_slide_out_and_focus_returns(page, live_server, login):
+    persona = PersonaFactory()
+    login(page, "Staff")
+    page.goto(f"{live_server.url}/personas/{persona.pk}/")
+    opener = page.get_by_role("link", name="Edit Traits")
+    opener.click()
+    expect(page.get_by_role("dialog")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    expect(opener).to_be_focused()
+
+
+def test_opt_in_toggles_persist_after_reload(page, live_server, login, shot):
+    persona = PersonaFactory(email_consent="never", text_consent="opted_in")
+    login(page, "Staff")
+    page.goto(f"{live_server.url}/personas/{persona.pk}/")
+    email = page.get_by_role("switch", name="Email opted in")
+    expect(email).to_have_attribute("aria-checked", "false")
+    email.click()
+    expect(page.get_by_role("switch", name="Email opted in")).to_have_attribute(
+        "aria-checked", "true"
+    )
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("switch", name="Text opted in").click()
+    expect(page.get_by_role("switch", name="Text opted in")).to_have_attribute(
+        "aria-checked", "false"
+    )
+    shot(page, "persona-toggles")
+    page.reload()
+    expect(page.get_by_role("switch", name="Email opted in")).to_have_attribute(
+        "aria-checked", "true"
+    )
+    expect(page.get_by_role("switch", name="Text opted in")).to_have_attribute(
+        "aria-checked", "false"
+    )
+    expect(page.get_by_text("Only the customer can opt in to push, from their app.")).to_be_visible()
+    persona.refresh_from_db()
+    assert (persona.email_consent, persona.text_consent) == ("opted_in", "opted_out")
+
+
+def test_archive_and_unarchive(page, live_server, login, shot):
+    persona = PersonaFactory(first_name="Wren", last_name="Archer", phone="+12025550111")
+    login(page, "Staff")
+    page.goto(f"{live_server.url}/personas/{persona.pk}/")
+    page.get_by_label("More actions for this persona").click()
+    page.get_by_role("link", name="Archive…").click()
+    page.get_by_label("Reason").fill("Duplicate profile")
+    shot(page, "persona-archive")
+    page.get_by_role("button", name="Archive persona").click()
+    expect(page.locator("h1 .badge")).to_have_text("Archived")
+    page.goto(f"{live_server.url}/personas/archived/")
+    expect(page.get_by_role("link", name="(202) 555-0111")).to_be_visible()
+    shot(page, "personas-archived")
+    page.get_by_role("button", name="Unarchive").click()
+    expect(page).to_have_url(re.compile(rf"/personas/{persona.pk}/$"))
+    expect(page.locator("h1 .badge")).to_have_text("Active")
+    persona.refresh_from_db()
+    assert persona.status == "active"
