@@ -103,7 +103,8 @@ def persona_list(request: HttpRequest) -> HttpResponse:
         response = render(request, "personas/persona_list.html#results", context)
         # The address bar keeps the search and filters, without empty parameters.
         query = _with(params, cursor=lq.cursor) if lq.cursor else params.urlencode()
-        return push_url(response, f"{reverse('personas:list')}?{query}" if query else reverse("personas:list"))
+        base = reverse("personas:list")
+        return push_url(response, f"{base}?{query}" if query else base)
     return render(request, "personas/persona_list.html", context)
 
 

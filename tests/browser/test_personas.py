@@ -40,7 +40,8 @@ def test_create_slide_out_invalid_then_valid_then_listed(page, live_server, logi
     shot(page, "personas-create-filled")
     page.get_by_role("button", name="Create persona").click()
     expect(page.get_by_role("dialog")).to_have_count(0)
-    expect(page.get_by_role("status").filter(has_text="Persona Quinn Harper created")).to_be_visible()
+    created = page.get_by_role("status").filter(has_text="Persona Quinn Harper created")
+    expect(created).to_be_visible()
     expect(page.locator("#results").get_by_role("link", name="Quinn Harper")).to_be_visible()
     shot(page, "personas-created")
     persona = Persona.objects.get(email="quinn.harper@example.com")
@@ -48,7 +49,9 @@ def test_create_slide_out_invalid_then_valid_then_listed(page, live_server, logi
 
 
 def test_search_as_you_type_by_each_identifier(page, live_server, login):
-    PersonaFactory(first_name="Renée", last_name="Dubois", phone="+12025550180", customer_id="POS-9")
+    PersonaFactory(
+        first_name="Renée", last_name="Dubois", phone="+12025550180", customer_id="POS-9"
+    )
     PersonaFactory(first_name="Other", last_name="Person")
     login(page, "Staff")
     for query in ["renee dub", "dubois ren", "(202) 555-0180", "0180", "POS-9"]:
@@ -125,7 +128,9 @@ def test_opt_in_toggles_persist_after_reload(page, live_server, login, shot):
     expect(page.get_by_role("switch", name="Text opted in")).to_have_attribute(
         "aria-checked", "false"
     )
-    expect(page.get_by_text("Only the customer can opt in to push, from their app.")).to_be_visible()
+    expect(
+        page.get_by_text("Only the customer can opt in to push, from their app.")
+    ).to_be_visible()
     persona.refresh_from_db()
     assert (persona.email_consent, persona.text_consent) == ("opted_in", "opted_out")
 
