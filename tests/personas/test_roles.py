@@ -84,3 +84,17 @@ def test_anonymous_users_are_sent_to_sign_in(client):
     response = client.get(reverse("personas:list"))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
+
+
+def test_staff_roles_cannot_reach_django_admin(client):
+    client.force_login(make_user("Owner"))
+    response = client.get("/admin/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_superuser_sees_personas_in_admin(admin_client):
+    from tests.personas.factories import PersonaFactory
+
+    PersonaFactory(first_name="Adminvisible")
+    response = admin_client.get("/admin/personas/persona/")
+    assert response.status_code == 200 and b"Adminvisible" in response.content
