@@ -286,3 +286,47 @@ def test_adjust_points_button_is_hidden_from_staff(client_for):
     persona = PersonaFactory()
     body = client_for("Staff").get(persona.get_absolute_url()).content.decode()
     assert reverse("personas:points_adjust", args=[persona.pk]) not in body
+
+
+ALL_ROLES = ["Staff", "Analyst", "Marketing Analyst", "Marketing", "Operator", "Manager", "Owner"]
+POINT_ROLES = {"Operator", "Manager", "Owner"}
+
+
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_every_role_may_view_create_and_manage_personas(client_for, role):
+    client = client_for(role)
+    persona = PersonaFactory()
+    for url in [
+        reverse("personas:list"),
+        reverse("personas:create"),
+        reverse("personas:archived"),
+        persona.get_absolute_url(),
+        reverse("personas:detail_tab", args=[persona.pk, "activity"]),
+        reverse("personas:traits", args=[persona.pk]),
+        reverse("personas:archive", args=[persona.pk]),
+    ]:
+        assert client.get(url).status_code == 200, url
+    response = client.post(reverse("personas:consent", args=[persona.pk, "email"]), {"value": "on"})
+    assert response.status_code == 302
+    persona.refresh_from_db()
+    assert persona.email_consent == "opted_in"
+    expected = 200 if role in POINT_ROLES else 403
+    assert client.get(reverse("personas:points_adjust", args=[persona.pk])).status_code == expected
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_personas_endpoints_need_a_role(client_for, method):
+    client = client_for(None)
+    persona = PersonaFactory()
+    for url in [
+        reverse("personas:list"),
+        reverse("personas:create"),
+        persona.get_absolute_url(),
+        reverse("personas:traits", args=[persona.pk]),
+        reverse("personas:consent", args=[persona.pk, "email"]),
+        reverse("personas:archive", args=[persona.pk]),
+        reverse("personas:unarchive", args=[persona.pk]),
+    ]:
+        assert getattr(client, method)(url).status_code == 403, url
+    persona.refresh_from_db()
+    assert persona.status == "active" and persona.email_consent == "never"
