@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh, push_url, trigger_client_event
 
@@ -373,10 +374,14 @@ def persona_unarchive(request: HttpRequest, pk: int) -> HttpResponse:
             Actor.staff(request.user),
         )
     except DuplicatePersonaError as exc:
-        url = exc.existing.get_absolute_url()
         messages.error(
             request,
-            f"{exc.messages[0]} The active persona is {exc.existing.display_name} ({url}).",
+            format_html(
+                '{} The active persona is <a href="{}">{}</a>.',
+                exc.messages[0],
+                exc.existing.get_absolute_url(),
+                exc.existing.display_name,
+            ),
         )
         return redirect(request.POST.get("next") or reverse("personas:archived"))
     except ValidationError as exc:
