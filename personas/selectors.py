@@ -71,7 +71,9 @@ def _range(qs: QuerySet, column: str, prefix: str) -> QuerySet:
 
 
 def _ids(qs: QuerySet) -> list[int]:
-    return list(qs.values_list("id", flat=True)[:CANDIDATE_CAP])
+    # No ORDER BY: with the model's "-id" ordering the planner would walk the primary key
+    # instead of the identifier's index.
+    return list(qs.order_by().values_list("id", flat=True)[:CANDIDATE_CAP])
 
 
 def search_candidates(*, user: Any, query: str, base: QuerySet | None = None) -> SearchResult:
@@ -110,9 +112,9 @@ def search_candidates(*, user: Any, query: str, base: QuerySet | None = None) ->
                 collect(_ids(_range(base, "phone_rev", digits[::-1])), "phone")
         token = q[:64]
         receipt_owner_ids = list(
-            Purchase.objects.filter(receipt_id=token, persona__isnull=False).values_list(
-                "persona_id", flat=True
-            )[:CANDIDATE_CAP]
+            Purchase.objects.filter(receipt_id=token, persona__isnull=False)
+            .order_by()
+            .values_list("persona_id", flat=True)[:CANDIDATE_CAP]
         )
         if receipt_owner_ids:
             collect(_ids(base.filter(pk__in=receipt_owner_ids)), "receipt", True)

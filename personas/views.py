@@ -93,6 +93,7 @@ def persona_list(request: HttpRequest) -> HttpResponse:
         "lq": lq,
         "page": page,
         "sorts": selectors.SORTS,
+        "detail_prefix": reverse("personas:list"),
         "channels": Channel.choices,
         "base_query": params.urlencode(),
         "next_query": _with(params, cursor=page.next_cursor) if page.next_cursor else "",

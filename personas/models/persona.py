@@ -7,6 +7,20 @@ from django.urls import reverse
 from .consent import ConsentState
 from .store import SignupForm, Store
 
+_BADGE_CHANNELS = (
+    ("text", "SMS"),
+    ("email", "Email"),
+    ("voice", "Voice"),
+    ("push", "Push"),
+    ("browser", "Web"),
+)
+_STATE_TITLES = {
+    "opted_in": "opted in",
+    "opted_out": "opted out",
+    "pending": "pending double opt-in",
+    "never": "never asked",
+}
+
 
 class PersonaStatus(models.TextChoices):
     ACTIVE = "active", "Active"
@@ -130,7 +144,6 @@ class Persona(models.Model):
             models.Index(fields=["customer_id"], name="persona_customer_id_idx"),
             models.Index(fields=["first_key", "last_key"], name="persona_first_last_idx"),
             models.Index(fields=["last_key", "first_key"], name="persona_last_first_idx"),
-            models.Index(fields=["status", "id"], name="persona_status_id_idx"),
             models.Index(fields=["points_balance", "id"], name="persona_points_idx"),
         ]
         permissions = [
@@ -164,6 +177,17 @@ class Persona(models.Model):
 
     def consent(self, channel: str) -> str:
         return getattr(self, f"{channel}_consent")
+
+    @property
+    def consent_badges(self) -> list[tuple[str, str, str]]:
+        """(state, label, title) for every channel that was ever asked, for the list badges."""
+        out = []
+        for channel, short in _BADGE_CHANNELS:
+            state = getattr(self, f"{channel}_consent")
+            if state != "never":
+                mark = {"opted_out": " ✕", "pending": " …"}.get(state, "")
+                out.append((state, short + mark, f"{short}: {_STATE_TITLES[state]}"))
+        return out
 
     @property
     def consents(self) -> list[tuple[str, str]]:
