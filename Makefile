@@ -5,12 +5,13 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DEMO_PERSONAS ?= 3000
 
-.PHONY: run test install lint format bench worker clean
+.PHONY: run test install lint format bench worker clean lock audit
 
-$(VENV)/.installed: pyproject.toml
+# Reproducible installs: every version pinned in constraints.txt (refresh with `make lock`).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e ".[dev]"
+	$(PIP) install --quiet -c constraints.txt -e ".[dev]"
 	@touch $@
 
 install: $(VENV)/.installed
@@ -45,6 +46,13 @@ format: install
 
 bench: install
 	$(PY) bench/search.py
+
+lock: install
+	$(PIP) freeze --exclude-editable | grep -v '^-e' > constraints.txt
+
+## make audit: known-vulnerability audit of the pinned dependencies (needs PyPI's JSON API)
+audit: install
+	$(VENV)/bin/pip-audit --progress-spinner off -r constraints.txt --no-deps --disable-pip
 
 clean:
 	rm -rf $(VENV) var staticfiles screenshots

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.django_db
 # Public pages: no staff sign-in by design.
 PUBLIC = {
     "login": "the sign-in page",
+    "health": "load balancer health check; reports no data",
 }
 # Sign-in needed, no role needed.
 SIGNED_IN_ONLY = {
