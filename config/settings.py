@@ -192,6 +192,23 @@ PERSONAS_ATTRIBUTE_VALUE_MAX = 2000
 PERSONAS_PAGE_SIZE = 50
 # Key for the HMAC of blocklisted identifiers (falls back to SECRET_KEY in development).
 BLOCKLIST_HMAC_KEY = os.environ.get("BLOCKLIST_HMAC_KEY", SECRET_KEY)
+# One-time codes (data-controls page, wallet sign-in) and their rate limits.
+PERSONAS_CODE_TTL_MINUTES = int(os.environ.get("PERSONAS_CODE_TTL_MINUTES", "10"))
+PERSONAS_CODE_MAX_ATTEMPTS = 5
+PERSONAS_TRUST_X_FORWARDED_FOR = env_bool("PERSONAS_TRUST_X_FORWARDED_FOR", False)
+PERSONAS_CODE_RATE_PER_CLIENT = (10, 3600)  # requests per window (seconds) per client address
+PERSONAS_CODE_RATE_PER_IDENTIFIER = (3, 3600)  # codes per window per phone/email
+
+# Rate-limit counters live in the cache: shared Redis when several web servers run.
+if os.environ.get("REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["REDIS_URL"],
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 

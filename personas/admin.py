@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
 
+from .forms_privacy import RecoveryForm
 from .models import (
     AuditEvent,
+    BlocklistEntry,
+    BlocklistRecovery,
     ConsentChange,
+    ErasureRequest,
     OutboundMessage,
     Persona,
     PointsEntry,
@@ -14,6 +22,9 @@ from .models import (
     SignupForm,
     Store,
 )
+from .roles import in_privacy_group
+from .services import privacy
+from .services.privacy import parse_identifier
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -48,6 +59,12 @@ class PersonaAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     list_select_related = ("favorite_store",)
     readonly_fields = [f.name for f in Persona._meta.fields]
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if not in_privacy_group(request.user):
+            qs = qs.filter(hidden=False)  # blocklisted personas: privacy/support only
+        return qs
 
 
 @admin.register(AuditEvent)
@@ -98,3 +115,91 @@ class SignupFormAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "store", "enrolls_loyalty", "text_double_opt_in", "is_active")
     list_filter = ("is_active", "store")
     search_fields = ("name",)
+
+
+# ---------------------------------------------------------------------------------------------
+# Privacy: only the privacy/support group sees the blocklist and blocklisted personas.
+
+
+class PrivacyOnlyAdmin(ReadOnlyAdmin):
+    def has_module_permission(self, request):
+        return in_privacy_group(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return in_privacy_group(request.user) and super().has_view_permission(request, obj)
+
+
+@admin.register(BlocklistEntry)
+class BlocklistEntryAdmin(PrivacyOnlyAdmin):
+    list_display = ("short_digest", "kind", "reason", "created_at")
+    list_filter = ("kind", "reason")
+    search_fields = ("digest",)
+    search_help_text = "Type the phone number or email: it is hashed for the look-up."
+    show_full_result_count = False
+
+    @admin.display(description="Entry")
+    def short_digest(self, obj):
+        return str(obj)
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term:
+            return queryset, False
+        try:
+            digest = parse_identifier(search_term).digest
+        except ValidationError:
+            return queryset.none(), False
+        return queryset.filter(digest=digest), False
+
+    def get_urls(self):
+        urls = [
+            path(
+                "recover/",
+                self.admin_site.admin_view(self.recover_view),
+                name="personas_blocklistentry_recover",
+            )
+        ]
+        return urls + super().get_urls()
+
+    def recover_view(self, request):
+        if not in_privacy_group(request.user):
+            raise PermissionDenied
+        form = RecoveryForm(request.POST or None)
+        entry = None
+        if request.method == "POST" and form.is_valid():
+            identifier = form.cleaned_data["identifier"]
+            try:
+                if "recover" in request.POST:
+                    record = privacy.recover(
+                        identifier, user=request.user, reason=form.cleaned_data["reason"]
+                    )
+                    messages.success(
+                        request,
+                        f"Removed from the blocklist (recovery #{record.pk}). "
+                        f"{record.personas_unhidden} persona(s) visible to staff again; "
+                        "an erased persona stays erased, but the customer can sign up again.",
+                    )
+                    return redirect("admin:personas_blocklistrecovery_changelist")
+                entry = privacy.lookup_entry(identifier)
+                if entry is None:
+                    form.add_error("identifier", "That phone number or email is not blocklisted.")
+            except ValidationError as exc:
+                form.add_error(None, exc.messages[0])
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Account recovery",
+            "form": form,
+            "entry": entry,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/personas/blocklist_recover.html", context)
+
+
+@admin.register(BlocklistRecovery)
+class BlocklistRecoveryAdmin(PrivacyOnlyAdmin):
+    list_display = ("id", "kind", "removed_by", "reason", "personas_unhidden", "created_at")
+
+
+@admin.register(ErasureRequest)
+class ErasureRequestAdmin(PrivacyOnlyAdmin):
+    list_display = ("id", "via", "requested_by", "matched", "points_removed", "created_at")
+    list_filter = ("via",)

@@ -52,6 +52,13 @@ ROLES: dict[str, frozenset[Cap]] = {
 PRIVACY_GROUP = "Privacy support"
 
 
+def in_privacy_group(user: Any) -> bool:
+    """Only this group ever sees the blocklist or blocklisted personas (superusers included)."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    return any(g.name == PRIVACY_GROUP for g in user.groups.all())
+
+
 def capabilities(user: Any) -> frozenset[Cap]:
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return frozenset()
@@ -133,7 +140,15 @@ def sync_role_groups(**_: Any) -> None:
     privacy, _ = Group.objects.get_or_create(name=PRIVACY_GROUP)
     privacy_perms = Permission.objects.filter(
         content_type__app_label="personas",
-        codename__in=["view_persona", "view_auditevent", "view_consentchange"],
+        codename__in=[
+            "view_persona",
+            "view_auditevent",
+            "view_consentchange",
+            "view_blocklistentry",
+            "delete_blocklistentry",
+            "view_blocklistrecovery",
+            "view_erasurerequest",
+        ],
     )
     existing = set(privacy.permissions.values_list("pk", flat=True))
     wanted = {p.pk for p in privacy_perms}

@@ -8,3 +8,19 @@ def send_outbound_message(message_id: int) -> str:
     from .messaging import deliver
 
     return deliver(message_id)
+
+
+@task()
+def erase_verified_request(challenge_id: int) -> str:
+    """The customer's verified data-deletion request (public page). Deletes the challenge too."""
+    from .models import ErasureRequest, VerificationChallenge
+    from .services import otp, privacy
+
+    challenge = VerificationChallenge.objects.filter(
+        pk=challenge_id, verified_at__isnull=False
+    ).first()
+    if challenge is None:
+        return "gone"
+    privacy.erase_by_identifiers(otp.identifiers_of(challenge), via=ErasureRequest.Via.PUBLIC_PAGE)
+    challenge.delete()
+    return "erased"

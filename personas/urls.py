@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import views
+from . import views, views_privacy
 
 app_name = "personas"
 urlpatterns = [
@@ -23,4 +23,10 @@ urlpatterns = [
     path("personas/<int:pk>/do/unarchive/", views.persona_unarchive, name="unarchive"),
     path("personas/<int:pk>/do/adjust-points/", views.points_adjust, name="points_adjust"),
     path("settings/", views.settings_home, name="settings"),
+    path("personas/<int:pk>/do/erase/", views_privacy.persona_erase, name="erase"),
+    path("settings/privacy/", views_privacy.privacy_settings, name="privacy_settings"),
+    # Public (no staff login): the customer's own data controls.
+    path("privacy/", views_privacy.data_controls, name="data_controls"),
+    path("privacy/verify/", views_privacy.data_controls_verify, name="data_controls_verify"),
+    path("privacy/done/", views_privacy.data_controls_done, name="data_controls_done"),
 ]

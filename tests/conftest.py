@@ -17,6 +17,9 @@ def _settings_for_tests(settings):
     from personas.messaging.backends import LocmemBackend
 
     LocmemBackend.outbox.clear()
+    from django.core.cache import cache
+
+    cache.clear()  # rate-limit counters never leak from one test into another
 
 
 @pytest.fixture

@@ -23,6 +23,9 @@ pytestmark = pytest.mark.django_db
 PUBLIC = {
     "login": "the sign-in page",
     "health": "load balancer health check; reports no data",
+    "data_controls": "customers ask for their data to be deleted (proved by one-time codes)",
+    "data_controls_verify": "customers enter the one-time codes",
+    "data_controls_done": "confirmation page; says nothing about any customer",
 }
 # Sign-in needed, no role needed.
 SIGNED_IN_ONLY = {

@@ -3,10 +3,14 @@ from .consent import Channel, ConsentChange, ConsentState
 from .ledger import PointsEntry, Purchase
 from .messages import OutboundMessage
 from .persona import EntrySource, FavoriteStoreSource, Persona, PersonaStatus
+from .privacy import BlocklistEntry, BlocklistRecovery, ErasureRequest, VerificationChallenge
 from .store import SignupForm, Store
 
 __all__ = [
     "AuditEvent",
+    "BlocklistEntry",
+    "BlocklistRecovery",
+    "ErasureRequest",
     "Channel",
     "ConsentChange",
     "ConsentState",
@@ -19,4 +23,5 @@ __all__ = [
     "Purchase",
     "SignupForm",
     "Store",
+    "VerificationChallenge",
 ]

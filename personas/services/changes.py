@@ -129,6 +129,8 @@ class Changeset:
     expected: dict[str, Any] = field(default_factory=dict)
     action: str = "update"
     note: str = ""
+    # The caller already checked the identifiers against the blocklist in bulk (imports).
+    blocklist_checked: bool = False
 
     def is_empty(self) -> bool:
         return not (
@@ -157,6 +159,16 @@ class DuplicatePersonaError(ChangeError):
         super().__init__({field_name: [f"Another active persona already has this {label}."]})
         self.field_name = field_name
         self.existing = existing
+
+
+class BlockedIdentifierError(ChangeError):
+    """An identifier may not be used (privacy). The message never says why."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This phone number or email can't be used for a persona. "
+            "A privacy/support user can help."
+        )
 
 
 class StaleEditError(ChangeError):
@@ -614,6 +626,14 @@ def plan_changes(
             plan.dirty_fields.add("points_balance")
             plan.changes["points_balance"] = {"before": before, "after": persona.points_balance}
 
+    if (creating or {"phone", "email"} & plan.dirty_fields) and not changeset.blocklist_checked:
+        from .privacy import is_blocked
+
+        if persona.status != PersonaStatus.ERASED and is_blocked(
+            phone=persona.phone if (creating or "phone" in plan.dirty_fields) else None,
+            email=persona.email if (creating or "email" in plan.dirty_fields) else None,
+        ):
+            raise BlockedIdentifierError()
     if creating:
         _refuse_duplicates(persona, exclude_self=False)
     elif {"phone", "email"} & plan.dirty_fields and persona.status == PersonaStatus.ACTIVE:

@@ -76,4 +76,15 @@
   }
   document.addEventListener("DOMContentLoaded", ageMessages);
   document.addEventListener("htmx:afterSettle", ageMessages);
+
+  // "Copy link" buttons: data-copy="#input-id".
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) return;
+    var input = document.querySelector(button.dataset.copy);
+    if (!input) return;
+    input.select();
+    if (navigator.clipboard) navigator.clipboard.writeText(input.value);
+    button.textContent = "Copied";
+  });
 })();
