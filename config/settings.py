@@ -192,6 +192,11 @@ PERSONAS_ATTRIBUTE_VALUE_MAX = 2000
 PERSONAS_PAGE_SIZE = 50
 # Key for the HMAC of blocklisted identifiers (falls back to SECRET_KEY in development).
 BLOCKLIST_HMAC_KEY = os.environ.get("BLOCKLIST_HMAC_KEY", SECRET_KEY)
+# CSV imports: the largest upload accepted, and when a silent running import counts as stalled.
+IMPORTS_MAX_BYTES = int(os.environ.get("IMPORTS_MAX_BYTES", str(500 * 1024 * 1024)))
+IMPORTS_STALE_SECONDS = int(os.environ.get("IMPORTS_STALE_SECONDS", "120"))
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # uploads above this stream to a temporary file
+
 # One-time codes (data-controls page, wallet sign-in) and their rate limits.
 PERSONAS_CODE_TTL_MINUTES = int(os.environ.get("PERSONAS_CODE_TTL_MINUTES", "10"))
 PERSONAS_CODE_MAX_ATTEMPTS = 5

@@ -42,6 +42,7 @@ class ListFilterForm(forms.Form):
     created_to = forms.DateField(required=False)
     sort = forms.ChoiceField(required=False, choices=list(SORTS.items()))
     cursor = forms.CharField(required=False, max_length=400)
+    import_job = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
     def to_query(self) -> ListQuery:
         data = self.cleaned_data if self.is_valid() else {}
@@ -57,6 +58,7 @@ class ListFilterForm(forms.Form):
             attr_value=(data.get("attr_value") or "").strip(),
             created_from=data.get("created_from"),
             created_to=data.get("created_to"),
+            import_job=data.get("import_job"),
             sort=data.get("sort") or "-created",
             cursor=data.get("cursor", ""),
         )

@@ -172,6 +172,7 @@ class ListQuery:
     attr_value: str = ""
     created_from: dt.date | None = None
     created_to: dt.date | None = None
+    import_job: int | None = None  # personas created by this import
     sort: str = "-created"
     cursor: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -187,6 +188,7 @@ class ListQuery:
                 self.store,
                 self.attr_key,
                 self.created_from,
+                self.import_job,
                 self.created_to,
             ]
         )
@@ -228,6 +230,8 @@ def _apply_filters(qs: QuerySet, lq: ListQuery) -> QuerySet:
             )
         else:
             qs = qs.filter(attributes__has_key=lq.attr_key)
+    if lq.import_job:
+        qs = qs.filter(import_job_id=lq.import_job)
     if lq.created_from:
         qs = qs.filter(created_at__date__gte=lq.created_from)
     if lq.created_to:

@@ -84,6 +84,8 @@ class Persona(models.Model):
     entry_source = models.CharField(
         max_length=16, choices=EntrySource.choices, default=EntrySource.MANUAL
     )
+    # The import that created this persona (imports.ImportJob id; personas does not import it).
+    import_job_id = models.PositiveIntegerField(null=True, blank=True, editable=False)
     signup_form = models.ForeignKey(
         SignupForm, null=True, blank=True, on_delete=models.SET_NULL, related_name="personas"
     )
@@ -145,6 +147,11 @@ class Persona(models.Model):
             models.Index(fields=["first_key", "last_key"], name="persona_first_last_idx"),
             models.Index(fields=["last_key", "first_key"], name="persona_last_first_idx"),
             models.Index(fields=["points_balance", "id"], name="persona_points_idx"),
+            models.Index(
+                fields=["import_job_id", "id"],
+                name="persona_import_job_idx",
+                condition=Q(import_job_id__isnull=False),
+            ),
         ]
         permissions = [
             ("manage_persona", "Can view, create and manage personas"),

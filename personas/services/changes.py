@@ -21,6 +21,7 @@ import datetime as dt
 import math
 import re
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,8 +130,12 @@ class Changeset:
     expected: dict[str, Any] = field(default_factory=dict)
     action: str = "update"
     note: str = ""
-    # The caller already checked the identifiers against the blocklist in bulk (imports).
-    blocklist_checked: bool = False
+    # The caller already checked, in bulk, the blocklist, active duplicates and store ids
+    # (imports); the database constraints stay the backstop.
+    prechecked: bool = False
+    # False: a double opt-in request is recorded as pending but its text is not queued yet
+    # (an import's "send later"); the caller sends it afterwards.
+    send_messages: bool = True
 
     def is_empty(self) -> bool:
         return not (
@@ -186,7 +191,7 @@ class StaleEditError(ChangeError):
 
 STANDARD_FIELDS = ("first_name", "last_name", "email", "phone", "birthday", "customer_id")
 EDITABLE_FIELDS = (*STANDARD_FIELDS, "loyalty_enrolled")
-CREATE_ONLY_FIELDS = ("entry_source", "signup_form_id")
+CREATE_ONLY_FIELDS = ("entry_source", "signup_form_id", "import_job_id")
 CHANNELS = tuple(c.value for c in Channel)
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 MISSING = object()
@@ -274,6 +279,10 @@ def _validate_field(name: str, value: Any) -> Any:
         if value not in EntrySource.values:
             raise ValidationError("Unknown entry source.")
         return value
+    if name == "import_job_id":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValidationError("Unknown import.")
+        return value
     if name == "signup_form_id":
         if value is None:
             return None
@@ -337,7 +346,11 @@ def validate(changeset: Changeset, *, creating: bool) -> _Clean:
         store_id, source = changeset.favorite_store
         if source not in FavoriteStoreSource.values:
             errors.setdefault("favorite_store", []).append("Unknown favorite store source.")
-        elif store_id is not None and not Store.objects.filter(pk=store_id).exists():
+        elif (
+            store_id is not None
+            and not changeset.prechecked
+            and not Store.objects.filter(pk=store_id).exists()
+        ):
             errors.setdefault("favorite_store", []).append("Unknown store.")
     for op in changeset.points:
         if op.kind not in PointsEntry.Kind.values:
@@ -366,6 +379,7 @@ class Plan:
     messages: list[tuple[str, str]] = field(default_factory=list)  # (channel, template)
     attribute_ops: list[dict[str, Any]] = field(default_factory=list)
     dirty_fields: set[str] = field(default_factory=set)
+    deferred_messages: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -626,7 +640,7 @@ def plan_changes(
             plan.dirty_fields.add("points_balance")
             plan.changes["points_balance"] = {"before": before, "after": persona.points_balance}
 
-    if (creating or {"phone", "email"} & plan.dirty_fields) and not changeset.blocklist_checked:
+    if (creating or {"phone", "email"} & plan.dirty_fields) and not changeset.prechecked:
         from .privacy import is_blocked
 
         if persona.status != PersonaStatus.ERASED and is_blocked(
@@ -634,10 +648,15 @@ def plan_changes(
             email=persona.email if (creating or "email" in plan.dirty_fields) else None,
         ):
             raise BlockedIdentifierError()
-    if creating:
+    if changeset.prechecked:
+        pass
+    elif creating:
         _refuse_duplicates(persona, exclude_self=False)
     elif {"phone", "email"} & plan.dirty_fields and persona.status == PersonaStatus.ACTIVE:
         _refuse_duplicates(persona, exclude_self=True)
+    if not changeset.send_messages:
+        plan.deferred_messages = plan.messages
+        plan.messages = []
     return plan
 
 
@@ -649,11 +668,20 @@ def _current(persona: Persona, key: str) -> Any:
     return _json(getattr(persona, key, None))
 
 
+_STORE_LABELS: ContextVar[dict[int, str] | None] = ContextVar("store_labels", default=None)
+
+
 def _store_label(store_id: int | None) -> str | None:
     if store_id is None:
         return None
+    cache = _STORE_LABELS.get()
+    if cache is not None and store_id in cache:
+        return cache[store_id]
     name = Store.objects.filter(pk=store_id).values_list("name", flat=True).first()
-    return name or f"Store #{store_id}"
+    label = name or f"Store #{store_id}"
+    if cache is not None:
+        cache[store_id] = label
+    return label
 
 
 # ---------------------------------------------------------------------------------------------
@@ -772,6 +800,7 @@ class BulkOutcome:
     changed: bool
     error: ChangeError | None = None
     attribute_ops: list[dict[str, Any]] = field(default_factory=list)
+    deferred_messages: bool = False  # a double opt-in text waits to be sent
 
 
 def apply_many(
@@ -787,6 +816,16 @@ def apply_many(
         return []
     now = timezone.now()
     outcomes: list[BulkOutcome] = []
+    token = _STORE_LABELS.set({})
+    try:
+        return _apply_many(items, now, outcomes)
+    finally:
+        _STORE_LABELS.reset(token)
+
+
+def _apply_many(
+    items: Sequence[tuple[int, Changeset, Actor]], now: dt.datetime, outcomes: list[BulkOutcome]
+) -> list[BulkOutcome]:
     with transaction.atomic():
         ids = [pid for pid, _, _ in items]
         personas = {p.pk: p for p in Persona.objects.select_for_update().filter(pk__in=ids)}
@@ -810,7 +849,11 @@ def apply_many(
                     setattr(persona, name, value)
                 outcomes.append(BulkOutcome(pid, False, exc))
                 continue
-            outcomes.append(BulkOutcome(pid, plan.changed, None, plan.attribute_ops))
+            outcomes.append(
+                BulkOutcome(
+                    pid, plan.changed, None, plan.attribute_ops, bool(plan.deferred_messages)
+                )
+            )
             if plan.changed:
                 persona.version += 1
                 dirty |= plan.dirty_fields
@@ -827,4 +870,66 @@ def apply_many(
             )
             _write_related(plans, events)
             _queue_messages(plans)
+    return outcomes
+
+
+@dataclass
+class CreateOutcome:
+    persona: Persona | None
+    error: ChangeError | None = None
+    deferred_messages: bool = False
+
+
+def create_many(
+    items: Sequence[tuple[Changeset, Actor]], *, entry_source: str
+) -> list[CreateOutcome]:
+    """The bulk form of ``create``: same planning and audit trail, batched inserts.
+
+    A refused changeset is reported in its outcome and does not stop the others. If the batch
+    insert hits a uniqueness conflict (another writer got there first), the batch falls back to
+    one insert per persona, each in its own savepoint, so only the conflicting rows fail.
+    """
+    now = timezone.now()
+    outcomes: list[CreateOutcome] = []
+    ready: list[tuple[int, Plan, Actor, Changeset]] = []
+    token = _STORE_LABELS.set({})
+    try:
+        for index, (changeset, actor) in enumerate(items):
+            persona = Persona(entry_source=entry_source, created_at=now, updated_at=now)
+            try:
+                plan = plan_changes(persona, changeset, actor, now=now)
+            except ChangeError as exc:
+                outcomes.append(CreateOutcome(None, exc))
+                continue
+            outcomes.append(CreateOutcome(persona, None, bool(plan.deferred_messages)))
+            ready.append((index, plan, actor, changeset))
+    finally:
+        _STORE_LABELS.reset(token)
+    if not ready:
+        return outcomes
+    with transaction.atomic():
+        written = ready
+        try:
+            with transaction.atomic():
+                Persona.objects.bulk_create([plan.persona for _, plan, _, _ in ready])
+        except IntegrityError:
+            written = []
+            for index, plan, actor, changeset in ready:
+                plan.persona.pk = None
+                try:
+                    with transaction.atomic():
+                        plan.persona.save(force_insert=True)
+                except IntegrityError as exc:
+                    outcomes[index] = CreateOutcome(
+                        None, _integrity_to_duplicate(plan.persona, exc)
+                    )
+                    continue
+                written.append((index, plan, actor, changeset))
+        events = [
+            _audit(plan, actor, "created", changeset.note, now)
+            for _, plan, actor, changeset in written
+        ]
+        plans = [plan for _, plan, _, _ in written]
+        _write_related(plans, events)
+        _queue_messages(plans)
     return outcomes

@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from .csvfile import DELIMITERS, ENCODINGS
+from .mapping import MATCH_KEYS, TARGETS, attribute_key_for
+from .models import ImportJob, SavedMapping
+
+ENCODING_CHOICES = [("", "Detect automatically"), *ENCODINGS.items()]
+DELIMITER_CHOICES = [("", "Detect automatically"), *DELIMITERS.items()]
+TARGET_CHOICES = [
+    ("", "Don't import"),
+    ("attr", "Custom attribute (key on the right)"),
+    *[(key, label) for key, (label, _kind) in TARGETS.items()],
+]
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(
+        label="CSV file",
+        help_text="UTF-8, UTF-16 or Windows-1252; comma, semicolon or tab separated.",
+    )
+    encoding = forms.ChoiceField(label="Encoding", choices=ENCODING_CHOICES, required=False)
+    delimiter = forms.ChoiceField(label="Delimiter", choices=DELIMITER_CHOICES, required=False)
+
+
+class MappingForm(forms.Form):
+    """One "map to" choice (and custom attribute key) per column, plus the import's choices."""
+
+    saved_mapping = forms.ModelChoiceField(
+        label="Use a saved mapping",
+        queryset=SavedMapping.objects.all(),
+        required=False,
+        empty_label="—",
+    )
+    match_1 = forms.ChoiceField(label="Match on first", choices=list(MATCH_KEYS.items()))
+    match_2 = forms.ChoiceField(label="then", choices=list(MATCH_KEYS.items()))
+    match_3 = forms.ChoiceField(label="then", choices=list(MATCH_KEYS.items()))
+    existing = forms.ChoiceField(
+        label="When a row matches an existing persona",
+        choices=ImportJob.Existing.choices,
+        widget=forms.RadioSelect,
+    )
+    double_opt_in = forms.ChoiceField(
+        label="Double opt-in texts for rows that opt in to SMS",
+        choices=ImportJob.DoubleOptIn.choices,
+        widget=forms.RadioSelect,
+    )
+    double_opt_in_at = forms.DateTimeField(
+        label="Send at",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+    )
+    encoding = forms.ChoiceField(label="Encoding", choices=list(ENCODINGS.items()))
+    delimiter = forms.ChoiceField(label="Delimiter", choices=list(DELIMITERS.items()))
+    save_as = forms.CharField(
+        label="Save this mapping as",
+        required=False,
+        max_length=120,
+        help_text="Optional: reuse it for the next file from the same system.",
+    )
+
+    def __init__(self, *args: Any, job: ImportJob, **kwargs: Any) -> None:
+        initial = kwargs.setdefault("initial", {})
+        keys = (job.match_keys + list(MATCH_KEYS))[:3]
+        initial.setdefault("match_1", keys[0])
+        initial.setdefault("match_2", keys[1])
+        initial.setdefault("match_3", keys[2])
+        initial.setdefault("existing", job.existing)
+        initial.setdefault("double_opt_in", job.double_opt_in)
+        initial.setdefault("double_opt_in_at", job.double_opt_in_at)
+        initial.setdefault("encoding", job.encoding)
+        initial.setdefault("delimiter", job.delimiter)
+        super().__init__(*args, **kwargs)
+        self.job = job
+        self.columns = []
+        for index, header in enumerate(job.headers):
+            target = job.mapping.get(str(index), "")
+            choice = "attr" if target.startswith("attr:") else target
+            key = target[5:] if target.startswith("attr:") else attribute_key_for(header)
+            self.fields[f"col_{index}"] = forms.ChoiceField(
+                label=f"Map “{header}” to", choices=TARGET_CHOICES, required=False, initial=choice
+            )
+            self.fields[f"key_{index}"] = forms.CharField(
+                label=f"Custom attribute key for “{header}”",
+                required=False,
+                max_length=64,
+                initial=key,
+            )
+            samples = [row[index] for row in job.sample if index < len(row) and row[index]][:3]
+            self.columns.append(
+                {
+                    "index": index,
+                    "header": header,
+                    "samples": samples,
+                    "select": self[f"col_{index}"],
+                    "key": self[f"key_{index}"],
+                }
+            )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        keys = [data.get("match_1"), data.get("match_2"), data.get("match_3")]
+        if len(set(keys)) != 3:
+            self.add_error("match_2", "Choose each match key once.")
+        return data
+
+    def mapping(self) -> dict[str, str]:
+        out = {}
+        for column in self.columns:
+            i = column["index"]
+            choice = self.cleaned_data.get(f"col_{i}") or ""
+            if choice == "attr":
+                key = (self.cleaned_data.get(f"key_{i}") or "").strip()
+                out[str(i)] = f"attr:{key or attribute_key_for(column['header'])}"
+            else:
+                out[str(i)] = choice
+        return out
+
+    def match_keys(self) -> list[str]:
+        return [self.cleaned_data[f"match_{n}"] for n in (1, 2, 3)]
+
+
+class SendDoubleOptInForm(forms.Form):
+    when = forms.ChoiceField(
+        choices=[("now", "Now"), ("at", "At a chosen time")],
+        widget=forms.RadioSelect,
+        initial="now",
+    )
+    at = forms.DateTimeField(
+        label="Send at",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("when") == "at" and not data.get("at"):
+            self.add_error("at", "Choose when to send the texts.")
+        return data

@@ -1,0 +1,275 @@
+"""Column mapping (headers → persona traits) and cell parsing with readable messages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from personas.normalize import clean_text, normalize_email, normalize_phone
+from personas.services.changes import validate_attribute_key, validate_attribute_value
+
+# target → (label, kind)
+TARGETS: dict[str, tuple[str, str]] = {
+    "first_name": ("First name", "text"),
+    "last_name": ("Last name", "text"),
+    "email": ("Email", "email"),
+    "phone": ("Phone", "phone"),
+    "birthday": ("Birthday", "date"),
+    "customer_id": ("Customer ID", "text"),
+    "favorite_store": ("Favorite store", "store"),
+    "loyalty": ("Loyalty enrolled", "bool"),
+    "email_opt_in": ("Email opt-in", "bool"),
+    "text_opt_in": ("SMS opt-in", "bool"),
+    "voice_opt_in": ("Voice opt-in", "bool"),
+    "points": ("Points", "int"),
+}
+MATCH_KEYS = {"phone": "Phone", "email": "Email", "customer_id": "Customer ID"}
+
+_SYNONYMS = {
+    "first_name": {"firstname", "first", "givenname", "fname", "forename"},
+    "last_name": {"lastname", "last", "surname", "familyname", "lname"},
+    "email": {"email", "emailaddress", "mail", "emailaddr"},
+    "phone": {
+        "phone",
+        "phonenumber",
+        "mobile",
+        "mobilephone",
+        "mobilenumber",
+        "cell",
+        "cellphone",
+        "cellnumber",
+        "telephone",
+        "tel",
+        "sms",
+        "smsnumber",
+    },
+    "birthday": {"dob", "dateofbirth", "birthday", "birthdate", "bday"},
+    "customer_id": {
+        "customerid",
+        "custid",
+        "customerno",
+        "customernumber",
+        "posid",
+        "posnumber",
+        "memberid",
+        "loyaltyid",
+        "externalid",
+        "clientid",
+    },
+    "favorite_store": {
+        "favoritestore",
+        "favouritestore",
+        "store",
+        "homestore",
+        "preferredstore",
+        "storename",
+    },
+    "loyalty": {
+        "loyalty",
+        "loyaltymember",
+        "loyaltyenrolled",
+        "member",
+        "enrolled",
+        "loyaltyoptin",
+    },
+    "email_opt_in": {
+        "emailoptin",
+        "emailconsent",
+        "emailsubscribed",
+        "acceptsemail",
+        "acceptsemailmarketing",
+        "emailmarketing",
+        "emailsubscriber",
+    },
+    "text_opt_in": {
+        "smsoptin",
+        "textoptin",
+        "smsconsent",
+        "textconsent",
+        "acceptssms",
+        "acceptssmsmarketing",
+        "smsmarketing",
+        "mobileoptin",
+        "textmarketing",
+    },
+    "voice_opt_in": {"voiceoptin", "calloptin", "phoneoptin", "voiceconsent"},
+    "points": {"points", "pointsbalance", "loyaltypoints", "balance", "rewardpoints"},
+}
+_LOOKUP = {syn: target for target, syns in _SYNONYMS.items() for syn in syns}
+# Never mapped by an import: push opt-in comes only from the customer's own device.
+_REFUSED = {"pushoptin", "pushconsent", "pushnotifications"}
+
+
+def header_key(header: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", header.lower())
+
+
+def attribute_key_for(header: str) -> str:
+    key = re.sub(r"[^A-Za-z0-9_.\-]+", "_", header.strip()).strip("_").lower()
+    if not key or not (key[0].isalpha() or key[0] == "_"):
+        key = f"col_{key}" if key else "column"
+    return key[:64]
+
+
+def auto_mapping(headers: list[str]) -> dict[str, str]:
+    """Column index (as text) → target; unknown headers become custom attributes."""
+    mapping: dict[str, str] = {}
+    used: set[str] = set()
+    for index, header in enumerate(headers):
+        key = header_key(header)
+        target = _LOOKUP.get(key)
+        if not key or key in _REFUSED:
+            mapping[str(index)] = ""
+        elif target and target not in used:
+            mapping[str(index)] = target
+            used.add(target)
+        else:
+            mapping[str(index)] = f"attr:{attribute_key_for(header)}"
+    return mapping
+
+
+def validate_mapping(mapping: dict[str, str], headers: list[str]) -> list[str]:
+    problems = []
+    seen: dict[str, int] = {}
+    for index in range(len(headers)):
+        target = mapping.get(str(index), "")
+        if not target:
+            continue
+        if target.startswith("attr:"):
+            try:
+                validate_attribute_key(target[5:])
+            except ValidationError as exc:
+                problems.append(f"Column “{headers[index]}”: {exc.messages[0]}")
+        elif target not in TARGETS:
+            problems.append(f"Column “{headers[index]}”: unknown target “{target}”.")
+        if target in seen:
+            problems.append(
+                f"Columns “{headers[seen[target]]}” and “{headers[index]}” are both mapped to "
+                f"{TARGETS.get(target, (target[5:],))[0]}."
+            )
+        seen[target] = index
+    if not any(t in seen for t in MATCH_KEYS):
+        problems.append(
+            "Map at least one of Phone, Email or Customer ID: rows are matched on them."
+        )
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Cells
+
+_TRUE = {"yes", "y", "true", "t", "1", "on", "x", "opted in", "optedin", "subscribed"}
+_FALSE = {"no", "n", "false", "f", "0", "off", "opted out", "optedout", "unsubscribed"}
+_DATE_FORMATS = (
+    "%Y-%m-%d",
+    "%m/%d/%Y",
+    "%m/%d/%y",
+    "%Y/%m/%d",
+    "%d.%m.%Y",
+    "%m-%d-%Y",
+    "%b %d %Y",
+    "%b %d, %Y",
+    "%B %d %Y",
+    "%B %d, %Y",
+    "%d %b %Y",
+    "%d %B %Y",
+    "%Y%m%d",
+)
+
+
+def parse_bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise ValidationError(f"“{value[:40]}” is not yes/no (use yes/no, Y/N, true/false or 1/0)")
+
+
+def parse_date(value: str) -> dt.date:
+    v = " ".join(value.strip().split())
+    if "T" in v and len(v) > 10:
+        v = v.split("T")[0]
+    elif len(v) > 10 and " " in v and ":" in v:
+        v = v.rsplit(" ", 1)[0]
+    for fmt in _DATE_FORMATS:
+        try:
+            day = dt.datetime.strptime(v, fmt).date()
+        except ValueError:
+            continue
+        if day.year < 1900 or day > dt.date.today():
+            raise ValidationError(f"“{value[:40]}” is not a birthday in the past")
+        return day
+    raise ValidationError(f"“{value[:40]}” is not a date (use YYYY-MM-DD or MM/DD/YYYY)")
+
+
+def parse_int(value: str) -> int:
+    v = value.strip().replace(",", "").replace(" ", "")
+    try:
+        number = float(v) if "." in v else int(v)
+    except ValueError as exc:
+        raise ValidationError(f"“{value[:40]}” is not a whole number") from exc
+    if isinstance(number, float):
+        if not number.is_integer():
+            raise ValidationError(f"“{value[:40]}” is not a whole number")
+        number = int(number)
+    if abs(number) > 10_000_000:
+        raise ValidationError(f"“{value[:40]}” is too large")
+    return number
+
+
+@dataclass
+class ParsedRow:
+    line: int
+    raw: list[str]
+    fields: dict[str, Any] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    consents: dict[str, bool] = field(default_factory=dict)
+    points: int | None = None
+    store: str = ""
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not any(cell.strip() for cell in self.raw)
+
+
+def parse_row(line: int, cells: list[str], columns: list[tuple[int, str, str]]) -> ParsedRow:
+    """``columns``: (index, target, header) for every mapped column."""
+    row = ParsedRow(line, cells)
+    for index, target, header in columns:
+        if index >= len(cells):
+            continue
+        value = cells[index]
+        if not value or not value.strip():
+            continue
+        try:
+            if target.startswith("attr:"):
+                key = target[5:]
+                row.attrs[key] = validate_attribute_value(key, value.strip())
+            elif target in ("first_name", "last_name"):
+                row.fields[target] = clean_text(value, max_length=150, label=header)
+            elif target == "customer_id":
+                row.fields[target] = clean_text(value, max_length=64, label=header)
+            elif target == "email":
+                row.fields["email"] = normalize_email(value)
+            elif target == "phone":
+                row.fields["phone"] = normalize_phone(value)
+            elif target == "birthday":
+                row.fields["birthday"] = parse_date(value)
+            elif target == "loyalty":
+                row.fields["loyalty_enrolled"] = parse_bool(value)
+            elif target.endswith("_opt_in"):
+                row.consents[target.removesuffix("_opt_in")] = parse_bool(value)
+            elif target == "points":
+                row.points = parse_int(value)
+            elif target == "favorite_store":
+                row.store = value.strip()
+        except ValidationError as exc:
+            message = exc.messages[0].rstrip(".")
+            row.errors.append(f"{header}: {message}")
+    return row

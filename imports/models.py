@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+
+class ImportJob(models.Model):
+    """One CSV import: the file, its mapping, its progress and its outcome counts."""
+
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", "Needs mapping"
+        PREVIEWING = "previewing", "Checking the file"
+        PREVIEWED = "previewed", "Ready to run"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+        FAILED = "failed", "Failed"
+
+    class Existing(models.TextChoices):
+        FILL_EMPTY = "fill_empty", "Fill empty fields only"
+        OVERWRITE = "overwrite", "Overwrite with the file's values"
+
+    class DoubleOptIn(models.TextChoices):
+        NOW = "now", "Send now"
+        SCHEDULED = "scheduled", "Send at a chosen time"
+        LATER = "later", "Not yet (send later from Import History)"
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    file = models.FileField(upload_to="imports/", blank=True)
+    original_name = models.CharField(max_length=255)
+    size = models.BigIntegerField(default=0)
+    encoding = models.CharField(max_length=20, default="utf-8")
+    delimiter = models.CharField(max_length=2, default=",")
+    headers = models.JSONField(default=list)
+    sample = models.JSONField(default=list)  # the first rows, for the mapping page
+
+    mapping = models.JSONField(default=dict)  # {"0": "phone", "3": "attr:shoe_size", "4": ""}
+    match_keys = models.JSONField(default=list)  # ["phone", "email", "customer_id"]
+    existing = models.CharField(max_length=12, choices=Existing.choices, default="fill_empty")
+    double_opt_in = models.CharField(max_length=10, choices=DoubleOptIn.choices, default="now")
+    double_opt_in_at = models.DateTimeField(null=True, blank=True)
+
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.UPLOADED)
+    cancel_requested = models.BooleanField(default=False)
+    total_rows = models.IntegerField(null=True, blank=True)
+    rows_done = models.IntegerField(default=0)
+    checkpoint_line = models.IntegerField(default=0)  # last committed CSV line
+    created = models.IntegerField(default=0)
+    updated = models.IntegerField(default=0)
+    unchanged = models.IntegerField(default=0)
+    skipped = models.IntegerField(default=0)
+    errors = models.IntegerField(default=0)
+    preview = models.JSONField(default=dict, blank=True)
+    message = models.CharField(max_length=300, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    doi_sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Import #{self.pk} ({self.original_name})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("imports:detail", args=[self.pk])
+
+    @property
+    def counted(self) -> int:
+        return self.created + self.updated + self.unchanged + self.skipped + self.errors
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.PREVIEWING, self.Status.QUEUED, self.Status.RUNNING)
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class ImportIssue(models.Model):
+    """A row the import did not take (skipped or error), kept for the error report."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="issues")
+    line = models.IntegerField()
+    outcome = models.CharField(max_length=8)  # skipped / error
+    reason = models.CharField(max_length=300)
+    raw = models.JSONField(default=list)
+    persona_id = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["line"]
+        indexes = [models.Index(fields=["job", "line"], name="import_issue_job_line_idx")]
+
+    def __str__(self) -> str:
+        return f"Line {self.line}: {self.outcome}"
+
+
+class PendingDoubleOptIn(models.Model):
+    """A double opt-in text an import recorded as pending but has not sent yet."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="pending_texts")
+    persona = models.ForeignKey("personas.Persona", on_delete=models.CASCADE, related_name="+")
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "persona"], name="uniq_pending_doi_job_persona")
+        ]
+
+    def __str__(self) -> str:
+        return f"Pending double opt-in #{self.pk}"
+
+
+class SavedMapping(models.Model):
+    """A column mapping saved for reuse, keyed by header text."""
+
+    name = models.CharField(max_length=120, unique=True)
+    columns = models.JSONField(default=dict)  # {"Mobile": "phone", "Shoe Size": "attr:shoe_size"}
+    match_keys = models.JSONField(default=list)
+    existing = models.CharField(max_length=12, default="fill_empty")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

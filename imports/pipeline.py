@@ -1,0 +1,619 @@
+"""The import pipeline: parse → dedupe → match → plan → write in checkpointed batches.
+
+Every data row ends as exactly one of created, updated, unchanged, skipped or error. Writes go
+through the bulk forms of the one mutation path (``create_many`` / ``apply_many``), so every
+created or changed persona has its audit event (actor: this import, line number), consents
+follow the consent rules and the favorite store follows the precedence rule.
+
+A batch's persona writes, its skipped/error rows, the job's counters and its checkpoint commit
+in one transaction: a worker killed mid-import leaves whole batches only, and a resumed run
+starts after the last committed line. A run that finds the checkpoint moved under it (another
+worker took the job over) stops without writing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from personas.models import Channel, Persona, PersonaStatus, PointsEntry, Store
+from personas.models.persona import EntrySource, FavoriteStoreSource
+from personas.services import changes
+from personas.services.changes import (
+    Actor,
+    AttributeOp,
+    Changeset,
+    ConsentAction,
+    ConsentOp,
+    PointsOp,
+)
+from personas.services.privacy import blocked_digests, identifier_digest
+
+from .csvfile import iter_rows
+from .mapping import TARGETS, ParsedRow, parse_row
+from .models import ImportIssue, ImportJob, PendingDoubleOptIn
+
+BATCH_SIZE = 1000
+PREVIEW_EXAMPLES = 5
+NEUTRAL_REFUSAL = "Not imported: this contact can't be added. A privacy/support user can explain."
+OUTCOMES = ("created", "updated", "unchanged", "skipped", "error")
+
+
+@dataclass
+class RowResult:
+    line: int
+    outcome: str
+    reason: str = ""
+    raw: list[str] = field(default_factory=list)
+    persona_id: int | None = None
+
+
+@dataclass
+class Counts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    error: int = 0
+
+    def add(self, outcome: str) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+
+    @property
+    def total(self) -> int:
+        return self.created + self.updated + self.unchanged + self.skipped + self.error
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in OUTCOMES}
+
+
+def _fingerprint(kind: str, value: str) -> int:
+    digest = hashlib.blake2b(f"{kind}:{value}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+class Importer:
+    """Processes one job's rows. ``write=False`` is the dry run: it plans, writes nothing."""
+
+    def __init__(self, job: ImportJob, *, write: bool) -> None:
+        self.job = job
+        self.write = write
+        headers = job.headers
+        self.columns = [
+            (int(index), target, headers[int(index)] if int(index) < len(headers) else index)
+            for index, target in sorted(job.mapping.items(), key=lambda kv: int(kv[0]))
+            if target
+        ]
+        self.match_keys = [k for k in job.match_keys if k in ("phone", "email", "customer_id")]
+        self.match_keys += [
+            k for k in ("phone", "email", "customer_id") if k not in self.match_keys
+        ]
+        self.overwrite = job.existing == ImportJob.Existing.OVERWRITE
+        self.send_now = job.double_opt_in == ImportJob.DoubleOptIn.NOW
+        stores: dict[str, int] = {}
+        for store in Store.objects.all():
+            stores[store.name.strip().lower()] = store.pk
+            stores[store.code.strip().lower()] = store.pk
+        self.stores = stores
+        self.seen: dict[int, int] = {}  # identifier fingerprint → first line in this file
+
+    # -- parsing and in-file dedupe -------------------------------------------------------------
+
+    def _parse(self, line: int, cells: list[str]) -> tuple[ParsedRow, RowResult | None]:
+        row = parse_row(line, cells, self.columns)
+        if row.empty:
+            return row, RowResult(line, "skipped", "Empty row.", cells)
+        if row.store:
+            store_id = self.stores.get(row.store.lower())
+            if store_id is None:
+                row.errors.append(f"Favorite store: no store is called “{row.store[:60]}”")
+            else:
+                row.fields["_store"] = store_id
+        if row.errors:
+            return row, RowResult(line, "error", "; ".join(row.errors) + ".", cells)
+        if not any(row.fields.get(k) for k in ("phone", "email", "customer_id")):
+            return row, RowResult(
+                line, "error", "No phone, email or customer ID to identify the customer.", cells
+            )
+        prints = [
+            _fingerprint(k, str(row.fields[k]))
+            for k in ("phone", "email", "customer_id")
+            if row.fields.get(k)
+        ]
+        for fp in prints:
+            first = self.seen.get(fp)
+            if first is not None:
+                return row, RowResult(
+                    line, "skipped", f"Same customer as line {first} of this file.", cells
+                )
+        for fp in prints:
+            self.seen[fp] = line
+        return row, None
+
+    # -- matching -------------------------------------------------------------------------------
+
+    def _lookup(self, rows: list[ParsedRow]) -> dict[tuple[str, str], list[Persona]]:
+        values: dict[str, set[str]] = {"phone": set(), "email": set(), "customer_id": set()}
+        for row in rows:
+            for key in values:
+                if row.fields.get(key):
+                    values[key].add(str(row.fields[key]))
+        q = Q(pk__in=[])
+        for key, vals in values.items():
+            if vals:
+                q |= Q(**{f"{key}__in": list(vals)})
+        found: dict[tuple[str, str], list[Persona]] = {}
+        qs = Persona.objects.filter(q).filter(
+            status__in=[PersonaStatus.ACTIVE, PersonaStatus.ARCHIVED]
+        )
+        for persona in qs.order_by("id"):
+            for key in values:
+                value = getattr(persona, key)
+                if value and value in values[key]:
+                    found.setdefault((key, value), []).append(persona)
+        return found
+
+    def _match(
+        self, row: ParsedRow, found: dict[tuple[str, str], list[Persona]]
+    ) -> tuple[Persona | None, str]:
+        """The persona this row updates (or None: create), or a refusal reason."""
+        match: Persona | None = None
+        for key in self.match_keys:
+            value = row.fields.get(key)
+            if not value:
+                continue
+            candidates = found.get((key, str(value)), [])
+            if candidates:
+                active = [p for p in candidates if p.status == PersonaStatus.ACTIVE]
+                match = (active or candidates)[0]
+                break
+        # Another identifier of the row may belong to a different active persona.
+        for key in ("phone", "email"):
+            value = row.fields.get(key)
+            if not value:
+                continue
+            for other in found.get((key, str(value)), []):
+                if other.hidden:
+                    return None, NEUTRAL_REFUSAL
+                if match is None or other.pk == match.pk or other.status != PersonaStatus.ACTIVE:
+                    continue
+                label = "phone number" if key == "phone" else "email"
+                if match.status == PersonaStatus.ACTIVE:
+                    return None, (
+                        f"Its {label} belongs to another persona (#{other.pk}) than the one "
+                        f"matched (#{match.pk}): merge them first."
+                    )
+        if match is not None and match.hidden:
+            return None, NEUTRAL_REFUSAL
+        if match is not None and match.status == PersonaStatus.ARCHIVED:
+            return (
+                None,
+                "Archived: matches an archived persona, which an import does not reactivate.",
+            )
+        if match is None:
+            for key in ("phone", "email"):
+                if row.fields.get(key) and found.get((key, str(row.fields[key]))):
+                    other = found[(key, str(row.fields[key]))][0]
+                    if other.status == PersonaStatus.ARCHIVED:
+                        return None, (
+                            "Archived: matches an archived persona, which an import does not "
+                            "reactivate."
+                        )
+        return match, ""
+
+    # -- changesets -----------------------------------------------------------------------------
+
+    def _consent_ops(self, row: ParsedRow, persona: Persona | None) -> list[ConsentOp]:
+        ops = []
+        for channel, yes in row.consents.items():
+            state = persona.consent(channel) if persona is not None else "never"
+            if yes:
+                # An import never overrides an opt-out; push is never mapped.
+                if state in ("opted_in", "opted_out", "pending"):
+                    continue
+                if channel == Channel.TEXT:
+                    ops.append(ConsentOp(channel, ConsentAction.REQUEST_DOUBLE_OPT_IN))
+                else:
+                    ops.append(ConsentOp(channel, ConsentAction.OPT_IN))
+            elif state == "never":
+                ops.append(ConsentOp(channel, ConsentAction.OPT_OUT))
+        return ops
+
+    def _changeset(self, row: ParsedRow, persona: Persona | None) -> Changeset:
+        fields = {k: v for k, v in row.fields.items() if not k.startswith("_")}
+        store_id = row.fields.get("_store")
+        points: list[PointsOp] = []
+        if persona is None:
+            cs = Changeset(fields={**fields, "import_job_id": self.job.pk})
+            cs.set = [AttributeOp(k, v) for k, v in row.attrs.items()]
+            if row.points:
+                points.append(PointsOp(PointsEntry.Kind.ADJUST, row.points, "Imported balance"))
+        else:
+            if not self.overwrite:
+                fields = {
+                    k: v
+                    for k, v in fields.items()
+                    if k == "loyalty_enrolled" or getattr(persona, k) in (None, "")
+                }
+                if persona.loyalty_enrolled:
+                    fields.pop("loyalty_enrolled", None)
+            cs = Changeset(fields=fields)
+            ops = [AttributeOp(k, v) for k, v in row.attrs.items()]
+            if self.overwrite:
+                cs.set = ops
+            else:
+                cs.add = ops
+            if row.points is not None and row.points != persona.points_balance:
+                if self.overwrite or persona.points_balance == 0:
+                    points.append(
+                        PointsOp(
+                            PointsEntry.Kind.ADJUST,
+                            row.points - persona.points_balance,
+                            "Imported balance",
+                        )
+                    )
+        cs.points = points
+        cs.consents = self._consent_ops(row, persona)
+        if store_id:
+            cs.favorite_store = (store_id, FavoriteStoreSource.IMPORT)
+        cs.prechecked = True
+        cs.send_messages = self.send_now
+        cs.note = f"Import #{self.job.pk}"
+        return cs
+
+    def _identifier_conflict(
+        self, cs: Changeset, persona: Persona, found: dict[tuple[str, str], list[Persona]]
+    ) -> str:
+        for key in ("phone", "email"):
+            value = cs.fields.get(key)
+            if value and any(
+                p.pk != persona.pk and p.status == PersonaStatus.ACTIVE
+                for p in found.get((key, str(value)), [])
+            ):
+                label = "phone number" if key == "phone" else "email"
+                return f"Another active persona already has this {label}."
+        return ""
+
+    # -- one batch ------------------------------------------------------------------------------
+
+    def process(self, batch: list[tuple[int, list[str]]]) -> list[RowResult]:
+        results: dict[int, RowResult] = {}
+        parsed: list[ParsedRow] = []
+        for line, cells in batch:
+            row, refused = self._parse(line, cells)
+            if refused:
+                results[line] = refused
+            else:
+                parsed.append(row)
+        found = self._lookup(parsed)
+        digests: dict[int, list[str]] = {}
+        for row in parsed:
+            digests[row.line] = [
+                identifier_digest(k, str(row.fields[k]))
+                for k in ("phone", "email")
+                if row.fields.get(k)
+            ]
+        blocked = blocked_digests(d for ds in digests.values() for d in ds)
+
+        creates: list[tuple[ParsedRow, Changeset]] = []
+        updates: list[tuple[ParsedRow, Persona, Changeset]] = []
+        for row in parsed:
+            if any(d in blocked for d in digests[row.line]):
+                results[row.line] = RowResult(row.line, "skipped", NEUTRAL_REFUSAL, row.raw)
+                continue
+            persona, refusal = self._match(row, found)
+            if refusal:
+                outcome = "skipped" if refusal.startswith(("Archived", "Not imported")) else "error"
+                results[row.line] = RowResult(row.line, outcome, refusal, row.raw)
+                continue
+            if persona is not None and persona.import_job_id == self.job.pk and self.write:
+                # Created by an earlier line of this file before a resume: the same customer.
+                results[row.line] = RowResult(
+                    row.line, "skipped", "Same customer as an earlier line of this file.", row.raw
+                )
+                continue
+            cs = self._changeset(row, persona)
+            if persona is not None:
+                conflict = self._identifier_conflict(cs, persona, found)
+                if conflict:
+                    results[row.line] = RowResult(row.line, "error", conflict, row.raw)
+                    continue
+                updates.append((row, persona, cs))
+            else:
+                creates.append((row, cs))
+
+        if self.write:
+            self._write(creates, updates, results)
+        else:
+            self._plan_only(creates, updates, results)
+        return [results[line] for line, _ in batch]
+
+    def _actor(self, line: int) -> Actor:
+        return Actor.import_row(self.job.pk, line)
+
+    def _plan_only(self, creates, updates, results) -> None:
+        now = timezone.now()
+        for row, cs in creates:
+            try:
+                changes.plan_changes(Persona(), cs, self._actor(row.line), now=now)
+            except changes.ChangeError as exc:
+                results[row.line] = RowResult(row.line, "error", _message(exc), row.raw)
+            else:
+                results[row.line] = RowResult(row.line, "created")
+        for row, persona, cs in updates:
+            try:
+                plan = changes.plan_changes(persona, cs, self._actor(row.line), now=now)
+            except changes.ChangeError as exc:
+                results[row.line] = RowResult(row.line, "error", _message(exc), row.raw)
+            else:
+                outcome = "updated" if plan.changed else "unchanged"
+                results[row.line] = RowResult(row.line, outcome, persona_id=persona.pk)
+
+    def _write(self, creates, updates, results) -> None:
+        pending: list[int] = []
+        if creates:
+            outs = changes.create_many(
+                [(cs, self._actor(row.line)) for row, cs in creates],
+                entry_source=EntrySource.IMPORT,
+            )
+            for (row, _cs), out in zip(creates, outs, strict=True):
+                if out.error is not None:
+                    results[row.line] = RowResult(row.line, "error", _message(out.error), row.raw)
+                else:
+                    results[row.line] = RowResult(row.line, "created", persona_id=out.persona.pk)
+                    if out.deferred_messages:
+                        pending.append(out.persona.pk)
+        if updates:
+            items = [(p.pk, cs, self._actor(row.line)) for row, p, cs in updates]
+            try:
+                with transaction.atomic():
+                    outs = changes.apply_many(items)
+            except IntegrityError:
+                outs = [_apply_one(*item) for item in items]
+            for (row, persona, _cs), out in zip(updates, outs, strict=True):
+                if out.error is not None:
+                    results[row.line] = RowResult(row.line, "error", _message(out.error), row.raw)
+                else:
+                    outcome = "updated" if out.changed else "unchanged"
+                    results[row.line] = RowResult(row.line, outcome, persona_id=persona.pk)
+                    if out.deferred_messages:
+                        pending.append(persona.pk)
+        if pending:
+            PendingDoubleOptIn.objects.bulk_create(
+                [PendingDoubleOptIn(job=self.job, persona_id=pid) for pid in pending],
+                ignore_conflicts=True,
+            )
+
+
+def _apply_one(pid: int, cs: Changeset, actor: Actor) -> changes.BulkOutcome:
+    try:
+        with transaction.atomic():
+            result = changes.apply(pid, cs, actor)
+    except changes.ChangeError as exc:
+        return changes.BulkOutcome(pid, False, exc)
+    return changes.BulkOutcome(pid, result.changed, None, result.attribute_ops, False)
+
+
+def _message(exc: Exception) -> str:
+    messages = getattr(exc, "messages", None) or [str(exc)]
+    return " ".join(str(m) for m in messages)[:300]
+
+
+def batches(rows: Iterable[tuple[int, list[str]]], size: int) -> Iterator[list]:
+    batch: list = []
+    for item in rows:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# ---------------------------------------------------------------------------------------------
+# Dry run and run
+
+
+def preview(job: ImportJob) -> dict[str, Any]:
+    """Count what the import would do over the whole file, with the first rows of each kind."""
+    importer = Importer(job, write=False)
+    counts = Counts()
+    examples: dict[str, list[dict[str, Any]]] = {name: [] for name in OUTCOMES}
+    rows = iter_rows(job.file.path, encoding=job.encoding, delimiter=job.delimiter)
+    done = 0
+    for batch in batches(rows, BATCH_SIZE):
+        for result in importer.process(batch):
+            counts.add(result.outcome)
+            if len(examples[result.outcome]) < PREVIEW_EXAMPLES:
+                examples[result.outcome].append(
+                    {"line": result.line, "reason": result.reason, "cells": _cells(batch, result)}
+                )
+        done += len(batch)
+        ImportJob.objects.filter(pk=job.pk).update(rows_done=done, heartbeat_at=timezone.now())
+    return {"counts": counts.as_dict(), "examples": examples, "total": counts.total}
+
+
+def _cells(batch: list[tuple[int, list[str]]], result: RowResult) -> list[str]:
+    for line, cells in batch:
+        if line == result.line:
+            return [c[:80] for c in cells[:12]]
+    return []
+
+
+class Superseded(Exception):
+    """Another run of the same job committed first; this one stops without writing."""
+
+
+def run(job_id: int) -> ImportJob:
+    """Run (or resume) an import from its checkpoint, committing one batch at a time."""
+    job = ImportJob.objects.get(pk=job_id)
+    if job.status in (ImportJob.Status.COMPLETED, ImportJob.Status.CANCELLED):
+        return job
+    now = timezone.now()
+    if job.checkpoint_line == 0:  # a fresh run: nothing counted yet
+        ImportJob.objects.filter(pk=job.pk).update(
+            rows_done=0, created=0, updated=0, unchanged=0, skipped=0, errors=0
+        )
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJob.Status.RUNNING,
+        started_at=job.started_at or now,
+        heartbeat_at=now,
+        message="",
+    )
+    job.refresh_from_db()
+    importer = Importer(job, write=True)
+    rows = iter_rows(
+        job.file.path,
+        encoding=job.encoding,
+        delimiter=job.delimiter,
+        start_after_line=job.checkpoint_line,
+    )
+    checkpoint = job.checkpoint_line
+    try:
+        for batch in batches(rows, BATCH_SIZE):
+            checkpoint = _commit_batch(importer, job.pk, batch, checkpoint)
+            if checkpoint is None:  # cancelled
+                job = ImportJob.objects.get(pk=job.pk)
+                _finish(job)
+                return job
+    except Superseded:
+        return ImportJob.objects.get(pk=job.pk)
+    except Exception as exc:
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportJob.Status.FAILED,
+            message=f"Stopped: {_message(exc)[:200]} Resume to continue from line {checkpoint}.",
+            heartbeat_at=timezone.now(),
+        )
+        raise
+    finished = timezone.now()
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJob.Status.COMPLETED, finished_at=finished, heartbeat_at=finished
+    )
+    job.refresh_from_db()
+    _finish(job)
+    after_run(job)
+    return job
+
+
+def _finish(job: ImportJob) -> None:
+    from .services import finish
+
+    finish(job)
+
+
+def _commit_batch(
+    importer: Importer, job_id: int, batch: list[tuple[int, list[str]]], checkpoint: int
+) -> int | None:
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job_id)
+        if job.checkpoint_line != checkpoint:
+            raise Superseded
+        if job.cancel_requested:
+            job.status = ImportJob.Status.CANCELLED
+            job.finished_at = timezone.now()
+            job.message = f"Cancelled after line {checkpoint}."
+            job.save(update_fields=["status", "finished_at", "message"])
+            return None
+        importer.job = job
+        results = importer.process(batch)
+        counts = Counts()
+        issues = []
+        for result in results:
+            counts.add(result.outcome)
+            if result.outcome in ("skipped", "error"):
+                issues.append(
+                    ImportIssue(
+                        job_id=job_id,
+                        line=result.line,
+                        outcome=result.outcome,
+                        reason=result.reason[:300],
+                        raw=result.raw,
+                        persona_id=result.persona_id,
+                    )
+                )
+        ImportIssue.objects.bulk_create(issues, batch_size=500)
+        job.created += counts.created
+        job.updated += counts.updated
+        job.unchanged += counts.unchanged
+        job.skipped += counts.skipped
+        job.errors += counts.error
+        job.rows_done += len(batch)
+        job.checkpoint_line = batch[-1][0]
+        job.heartbeat_at = timezone.now()
+        job.save(
+            update_fields=[
+                "created",
+                "updated",
+                "unchanged",
+                "skipped",
+                "errors",
+                "rows_done",
+                "checkpoint_line",
+                "heartbeat_at",
+            ]
+        )
+        return job.checkpoint_line
+
+
+def after_run(job: ImportJob) -> None:
+    """Schedule the deferred double opt-in texts when the user chose a time."""
+    if job.double_opt_in == ImportJob.DoubleOptIn.SCHEDULED and job.double_opt_in_at:
+        from .tasks import send_double_opt_in
+
+        send_double_opt_in.using(run_after=job.double_opt_in_at).enqueue(job.pk)
+
+
+def send_pending_double_opt_in(job_id: int) -> int:
+    """Queue the double opt-in texts an import left pending (still pending personas only)."""
+    from personas import messaging
+
+    sent = 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                PendingDoubleOptIn.objects.select_for_update(skip_locked=True)
+                .filter(job_id=job_id, sent_at__isnull=True)
+                .select_related("persona")[:500]
+            )
+            if not rows:
+                break
+            now = timezone.now()
+            for row in rows:
+                persona = row.persona
+                if (
+                    persona.text_consent == "pending"
+                    and persona.status == PersonaStatus.ACTIVE
+                    and not persona.hidden
+                ):
+                    messaging.queue(
+                        persona, channel="text", template="double_opt_in", transactional=True
+                    )
+                    sent += 1
+                row.sent_at = now
+            PendingDoubleOptIn.objects.bulk_update(rows, ["sent_at"])
+    ImportJob.objects.filter(pk=job_id).update(doi_sent_at=timezone.now())
+    return sent
+
+
+def stale_jobs() -> list[int]:
+    """Running jobs whose worker stopped heart-beating (killed): to be resumed."""
+    limit = timezone.now() - dt.timedelta(seconds=settings.IMPORTS_STALE_SECONDS)
+    return list(
+        ImportJob.objects.filter(
+            status=ImportJob.Status.RUNNING, heartbeat_at__lt=limit
+        ).values_list("pk", flat=True)
+    )
+
+
+def target_label(target: str) -> str:
+    if target.startswith("attr:"):
+        return f"Custom attribute “{target[5:]}”"
+    return TARGETS.get(target, ("Ignored",))[0]

@@ -1,0 +1,275 @@
+"""What the import pages and the command call: upload, mapping, dry run, run, cancel, resume."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import File
+from django.db import transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from .csvfile import CSVFileError, escape_cell, sniff
+from .mapping import MATCH_KEYS, auto_mapping, validate_mapping
+from .models import ImportIssue, ImportJob, SavedMapping
+from .tasks import preview_import, run_import, send_double_opt_in
+
+
+def upload(
+    fileobj: Any, *, name: str, user: Any, encoding: str = "", delimiter: str = ""
+) -> ImportJob:
+    """Store the uploaded file (streamed in chunks) and detect its format and headers."""
+    size = getattr(fileobj, "size", None)
+    if size is not None and size > settings.IMPORTS_MAX_BYTES:
+        raise ValidationError(
+            f"The file is larger than the {settings.IMPORTS_MAX_BYTES // (1024 * 1024)} MB limit."
+        )
+    if not name.lower().endswith((".csv", ".txt", ".tsv")):
+        raise ValidationError("Upload a .csv file (comma, semicolon or tab separated).")
+    job = ImportJob(created_by=user, original_name=name[:255], size=size or 0)
+    job.file.save(f"{uuid.uuid4().hex}.csv", File(fileobj), save=False)
+    try:
+        sniffed = sniff(job.file.path, encoding=encoding, delimiter=delimiter)
+    except CSVFileError as exc:
+        job.file.delete(save=False)
+        raise ValidationError(str(exc)) from exc
+    job.size = job.file.size
+    job.encoding = sniffed.encoding
+    job.delimiter = sniffed.delimiter
+    job.headers = sniffed.headers
+    job.sample = [row[: len(sniffed.headers) + 2] for row in sniffed.sample[:5]]
+    job.mapping = auto_mapping(sniffed.headers)
+    job.match_keys = list(MATCH_KEYS)
+    job.save()
+    return job
+
+
+def apply_saved_mapping(job: ImportJob, saved: SavedMapping) -> dict[str, str]:
+    mapping = dict(job.mapping)
+    for index, header in enumerate(job.headers):
+        if header in saved.columns:
+            mapping[str(index)] = saved.columns[header]
+    return mapping
+
+
+def configure(
+    job: ImportJob,
+    *,
+    mapping: dict[str, str],
+    match_keys: list[str],
+    existing: str,
+    double_opt_in: str,
+    double_opt_in_at: dt.datetime | None,
+    encoding: str,
+    delimiter: str,
+    save_as: str = "",
+    user: Any = None,
+) -> ImportJob:
+    """Validate and store the mapping and choices, then start the dry run in the background."""
+    if job.status not in (ImportJob.Status.UPLOADED, ImportJob.Status.PREVIEWED):
+        raise ValidationError("This import has already started; its mapping cannot change.")
+    problems = validate_mapping(mapping, job.headers)
+    if double_opt_in == ImportJob.DoubleOptIn.SCHEDULED:
+        if not double_opt_in_at:
+            problems.append("Choose when to send the double opt-in texts.")
+        elif double_opt_in_at < timezone.now():
+            problems.append("The time to send the double opt-in texts is in the past.")
+    if problems:
+        raise ValidationError(problems)
+    if (encoding and encoding != job.encoding) or (delimiter and delimiter != job.delimiter):
+        try:
+            sniffed = sniff(job.file.path, encoding=encoding, delimiter=delimiter)
+        except CSVFileError as exc:
+            raise ValidationError(str(exc)) from exc
+        if len(sniffed.headers) != len(job.headers):
+            job.headers = sniffed.headers
+            job.sample = sniffed.sample[:5]
+            job.encoding, job.delimiter = sniffed.encoding, sniffed.delimiter
+            job.mapping = auto_mapping(sniffed.headers)
+            job.save()
+            raise ValidationError(
+                "With that encoding or delimiter the file has different columns: check the "
+                "mapping again."
+            )
+        job.encoding, job.delimiter = sniffed.encoding, sniffed.delimiter
+    job.mapping = mapping
+    job.match_keys = match_keys
+    job.existing = existing
+    job.double_opt_in = double_opt_in
+    job.double_opt_in_at = double_opt_in_at
+    job.status = ImportJob.Status.PREVIEWING
+    job.rows_done = 0
+    job.message = ""
+    with transaction.atomic():
+        job.save()
+        if save_as:
+            columns = {
+                job.headers[int(i)]: t for i, t in mapping.items() if int(i) < len(job.headers)
+            }
+            SavedMapping.objects.update_or_create(
+                name=save_as[:120],
+                defaults={
+                    "columns": columns,
+                    "match_keys": match_keys,
+                    "existing": existing,
+                    "created_by": user,
+                },
+            )
+        transaction.on_commit(lambda: preview_import.enqueue(job.pk))
+    return job
+
+
+def start(job: ImportJob) -> ImportJob:
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job.pk)
+        if job.status != ImportJob.Status.PREVIEWED:
+            raise ValidationError("Only a checked import can be run.")
+        job.status = ImportJob.Status.QUEUED
+        job.rows_done = 0
+        job.save(update_fields=["status", "rows_done"])
+        transaction.on_commit(lambda: run_import.enqueue(job.pk))
+    return job
+
+
+def cancel(job: ImportJob) -> ImportJob:
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job.pk)
+        if job.status in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING):
+            job.cancel_requested = True
+            job.save(update_fields=["cancel_requested"])
+        elif job.status in (ImportJob.Status.FAILED, ImportJob.Status.PREVIEWED):
+            job.status = ImportJob.Status.CANCELLED
+            job.finished_at = timezone.now()
+            job.save(update_fields=["status", "finished_at"])
+            _drop_file(job)
+        else:
+            raise ValidationError("This import cannot be cancelled now.")
+    return job
+
+
+def resume(job: ImportJob) -> ImportJob:
+    """Re-queue a failed (or stalled) import; it continues after its last committed line."""
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job.pk)
+        stalled = job.status == ImportJob.Status.RUNNING and job.pk in _stale_ids()
+        if job.status != ImportJob.Status.FAILED and not stalled:
+            raise ValidationError("Only a failed or stalled import can be resumed.")
+        job.status = ImportJob.Status.QUEUED
+        job.heartbeat_at = timezone.now()
+        job.save(update_fields=["status", "heartbeat_at"])
+        transaction.on_commit(lambda: run_import.enqueue(job.pk))
+    return job
+
+
+def _stale_ids() -> list[int]:
+    from .pipeline import stale_jobs
+
+    return stale_jobs()
+
+
+def resume_stale() -> list[int]:
+    """Find imports whose worker was killed (no heartbeat) and queue them again."""
+    resumed = []
+    for job_id in _stale_ids():
+        with transaction.atomic():
+            job = ImportJob.objects.select_for_update(skip_locked=True).filter(pk=job_id).first()
+            if job is None or job.pk not in _stale_ids():
+                continue
+            job.heartbeat_at = timezone.now()
+            job.message = "Resumed after the worker stopped."
+            job.save(update_fields=["heartbeat_at", "message"])
+            transaction.on_commit(lambda pk=job.pk: run_import.enqueue(pk))
+            resumed.append(job.pk)
+    return resumed
+
+
+def send_double_opt_in_texts(job: ImportJob, *, at: dt.datetime | None = None) -> None:
+    if job.status != ImportJob.Status.COMPLETED:
+        raise ValidationError("Send double opt-in texts once the import has completed.")
+    if at is not None and at < timezone.now():
+        raise ValidationError("That time is in the past.")
+    if at is None:
+        transaction.on_commit(lambda: send_double_opt_in.enqueue(job.pk))
+    else:
+        ImportJob.objects.filter(pk=job.pk).update(double_opt_in_at=at)
+        transaction.on_commit(lambda: send_double_opt_in.using(run_after=at).enqueue(job.pk))
+
+
+def _drop_file(job: ImportJob) -> None:
+    """The uploaded file holds personal data: it is deleted once the import is over."""
+    if job.file:
+        job.file.delete(save=False)
+        ImportJob.objects.filter(pk=job.pk).update(file="")
+
+
+def finish(job: ImportJob) -> None:
+    _drop_file(job)
+
+
+def error_report(job: ImportJob) -> Iterator[str]:
+    """The rows the import did not take, as CSV, with formula injection neutralised."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush() -> str:
+        value = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate(0)
+        return value
+
+    writer.writerow(["line", "outcome", "reason", *[escape_cell(h) for h in job.headers]])
+    yield "\ufeff" + flush()
+    for issue in job.issues.order_by("line").iterator(chunk_size=2000):
+        writer.writerow(
+            [
+                issue.line,
+                issue.outcome,
+                escape_cell(issue.reason),
+                *[escape_cell(str(c)) for c in issue.raw],
+            ]
+        )
+        yield flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# Erasure: the import's stored rows must not keep an erased customer's values.
+
+
+def _scrub_cells(cells: list, values: list[str]) -> list:
+    lowered = [v.lower() for v in values]
+    return [
+        "[erased]" if isinstance(c, str) and any(v in c.lower() for v in lowered) else c
+        for c in cells
+    ]
+
+
+def scrub_erased(persona_ids: list[int], values: list[str]) -> None:
+    needles = [v for v in values if len(v) >= 3]
+    if not needles:
+        return
+    for value in needles:
+        issues = ImportIssue.objects.annotate(text=Cast("raw", TextField())).filter(
+            text__icontains=value
+        )
+        for issue in issues:
+            ImportIssue.objects.filter(pk=issue.pk).update(raw=_scrub_cells(issue.raw, needles))
+        jobs = ImportJob.objects.annotate(
+            s=Cast("sample", TextField()), p=Cast("preview", TextField())
+        ).filter(s__icontains=value) | ImportJob.objects.annotate(
+            s=Cast("sample", TextField()), p=Cast("preview", TextField())
+        ).filter(p__icontains=value)
+        for job in jobs:
+            sample = [_scrub_cells(row, needles) for row in job.sample]
+            preview = job.preview or {}
+            for examples in (preview.get("examples") or {}).values():
+                for example in examples:
+                    example["cells"] = _scrub_cells(example.get("cells", []), needles)
+            ImportJob.objects.filter(pk=job.pk).update(sample=sample, preview=preview)
