@@ -478,7 +478,8 @@ def run(job_id: int) -> ImportJob:
     )
     checkpoint = job.checkpoint_line
     try:
-        for batch in batches(rows, BATCH_SIZE):
+        size = getattr(settings, "IMPORTS_BATCH_SIZE", BATCH_SIZE) or BATCH_SIZE
+        for batch in batches(rows, size):
             checkpoint = _commit_batch(importer, job.pk, batch, checkpoint)
             if checkpoint is None:  # cancelled
                 job = ImportJob.objects.get(pk=job.pk)

@@ -417,10 +417,10 @@ def test_counts_always_add_up_to_the_data_rows(rows, delimiter):
 # Resume, cancel
 
 
-def test_resume_after_a_stop_continues_without_duplicating(monkeypatch):
+def test_resume_after_a_stop_continues_without_duplicating(monkeypatch, settings):
     rows = "".join(f"P{n},{2025550000 + n}\n" for n in range(1, 26))
     job = _job("First Name,Mobile\n" + rows)
-    monkeypatch.setattr(pipeline, "BATCH_SIZE", 10)
+    settings.IMPORTS_BATCH_SIZE = 10
     original = pipeline.Importer.process
     calls = {"n": 0}
 

@@ -1,0 +1,244 @@
+"""Import benchmark: a generated CSV into an empty database, then again (all matches).
+
+Prints rows per second beside the raw limit measured in the same run on the same parsed rows:
+plain ``executemany`` into an indexed SQLite table, or ``COPY`` into PostgreSQL.
+
+    .venv/bin/python bench/imports.py --rows 1000000                      # SQLite
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/personas_bench_import \\
+        .venv/bin/python bench/imports.py --rows 1000000                  # PostgreSQL
+
+The database named by DATABASE_URL (or var/bench_import.sqlite3) is wiped first.
+Also: ``--messy FILE --rows 10000`` only writes a messy demo CSV (typos, duplicates, bad
+phones, formula cells) for trying the import in the UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+HEADER = [
+    "First Name",
+    "Last Name",
+    "Mobile",
+    "E-mail",
+    "DOB",
+    "Loyalty",
+    "Email Opt In",
+    "Customer ID",
+    "Points",
+    "Shoe Size",
+]
+FIRST = ["Ana", "Bo", "Cy", "Dee", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jo", "Kai", "Lu", "Zoë"]
+LAST = ["Lopez", "Kim", "Ng", "Okafor", "Smith", "Berg", "Rossi", "Dubois", "Sato", "Novak"]
+
+
+def clean_rows(n: int):
+    rng = random.Random(7)
+    for i in range(n):
+        yield [
+            rng.choice(FIRST),
+            rng.choice(LAST),
+            f"(2{i // 10_000_000 % 10}{i // 1_000_000 % 10}) 5{i // 100_000 % 10}{i // 10_000 % 10}-"
+            f"{i % 10_000:04d}",
+            f"customer{i}@example.com",
+            f"{1950 + i % 50}-{1 + i % 12:02d}-{1 + i % 28:02d}",
+            rng.choice(["yes", "no"]),
+            rng.choice(["Y", "N", ""]),
+            f"POS-{i}",
+            str(i % 500),
+            str(5 + i % 8),
+        ]
+
+
+def messy_rows(n: int):
+    rng = random.Random(11)
+    base = list(clean_rows(n))
+    for i, row in enumerate(base):
+        r = list(row)
+        roll = rng.random()
+        if roll < 0.03:
+            r[2] = rng.choice(["12", "call me", "555-01"])  # bad phone
+        elif roll < 0.05:
+            r[3] = rng.choice(["bob@@example", "no-at-sign", "x@"])  # bad email
+        elif roll < 0.07:
+            r[4] = rng.choice(["31/31/1990", "someday", "2099-01-01"])  # bad date
+        elif roll < 0.08:
+            r[0] = rng.choice(['=HYPERLINK("http://x")', "+SUM(1)", "@cmd"])  # formula cell
+        elif roll < 0.10 and i > 10:
+            r[2], r[3] = base[i - 7][2], base[i - 7][3].upper()  # duplicate of an earlier row
+        elif roll < 0.11:
+            r[8] = "12.5"
+        elif roll < 0.12:
+            r = [""] * len(r)
+        if rng.random() < 0.3:
+            r[2] = r[2].replace("(", "").replace(")", "").replace(" ", ".")
+        if rng.random() < 0.2:
+            r.append("")  # ragged rows
+        yield r
+
+
+def write_csv(path: Path, rows, *, sms_column: bool = False) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(HEADER + (["SMS Opt In"] if sms_column else []))
+        for i, row in enumerate(rows):
+            writer.writerow(row + (["yes" if i % 5 == 0 else "no"] if sms_column else []))
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def setup_django(url: str | None) -> None:
+    if url:
+        os.environ["DATABASE_URL"] = url
+    else:
+        db = ROOT / "var" / "bench_import.sqlite3"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        os.environ["DATABASE_URL"] = f"sqlite:///{db}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ["TASK_BACKEND"] = "dummy"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    call_command("migrate", verbosity=0)
+
+
+def raw_limit(path: Path) -> tuple[float, int]:
+    """Rows/s of a plain insert of the same parsed, normalised rows into an indexed table."""
+    from django.db import connection, transaction
+
+    from personas.normalize import normalize_email, normalize_phone
+
+    rows = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        next(reader)
+        for r in reader:
+            rows.append(
+                (r[0], r[1], normalize_phone(r[2]), normalize_email(r[3]), r[4], r[7], int(r[8]))
+            )
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_raw")
+        cursor.execute(
+            "CREATE TABLE bench_raw (id integer PRIMARY KEY, first_name varchar(150), "
+            "last_name varchar(150), phone varchar(20), email varchar(254), birthday date, "
+            "customer_id varchar(64), points integer)"
+            if connection.vendor == "sqlite"
+            else "CREATE TABLE bench_raw (id serial PRIMARY KEY, first_name varchar(150), "
+            "last_name varchar(150), phone varchar(20), email varchar(254), birthday date, "
+            "customer_id varchar(64), points integer)"
+        )
+        for col in ("phone", "email", "customer_id"):
+            cursor.execute(f"CREATE INDEX bench_raw_{col} ON bench_raw ({col})")
+    started = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.executemany(
+                "INSERT INTO bench_raw (first_name, last_name, phone, email, birthday, "
+                "customer_id, points) VALUES (?, ?, ?, ?, ?, ?, ?)".replace("?", "%s"),
+                rows,
+            )
+        else:
+            with cursor.cursor.copy(
+                "COPY bench_raw (first_name, last_name, phone, email, birthday, customer_id, "
+                "points) FROM STDIN"
+            ) as copy:
+                for row in rows:
+                    copy.write_row(row)
+    elapsed = time.perf_counter() - started
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE bench_raw")
+    return len(rows) / elapsed, len(rows)
+
+
+def run_import(path: Path) -> tuple[float, dict]:
+    from imports import pipeline, services
+    from imports.models import ImportJob
+
+    with path.open("rb") as fh:
+        job = services.upload(fh, name=path.name, user=None)
+    job.status = ImportJob.Status.PREVIEWED
+    job.double_opt_in = ImportJob.DoubleOptIn.LATER
+    job.save()
+    started = time.perf_counter()
+    job = pipeline.run(job.pk)
+    elapsed = time.perf_counter() - started
+    counts = {
+        "created": job.created,
+        "updated": job.updated,
+        "unchanged": job.unchanged,
+        "skipped": job.skipped,
+        "errors": job.errors,
+    }
+    return job.counted / elapsed, counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--messy", help="Only write a messy demo CSV to this path.")
+    args = parser.parse_args()
+    if args.messy:
+        write_csv(Path(args.messy), messy_rows(args.rows), sms_column=True)
+        print(f"Wrote {args.rows} messy rows to {args.messy}")
+        return
+    setup_django(os.environ.get("DATABASE_URL"))
+    from django.db import connection
+
+    from personas.models import AuditEvent, Persona
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"bench-{args.rows}.csv"
+        write_csv(path, clean_rows(args.rows))
+        size_mb = path.stat().st_size / 1e6
+        print(f"{connection.vendor}: {args.rows:,} rows, {size_mb:.0f} MB CSV")
+        rss_before = rss_mb()
+        first_rate, first = run_import(path)
+        rss_after_first = rss_mb()
+        second_rate, second = run_import(path)
+        raw_rate, _ = raw_limit(path)
+        personas = Persona.objects.count()
+        audited = AuditEvent.objects.filter(actor_kind="import", action="created").count()
+    half = raw_rate / 2
+    print(
+        f"  raw insert limit ({'executemany' if connection.vendor == 'sqlite' else 'COPY'}): "
+        f"{raw_rate:,.0f} rows/s   target ≥ {half:,.0f} rows/s"
+    )
+    print(
+        f"  import into empty db: {first_rate:,.0f} rows/s  {first}  "
+        f"{'MEETS' if first_rate >= half else 'BELOW'} target"
+    )
+    print(
+        f"  re-import same file:  {second_rate:,.0f} rows/s  {second}  "
+        f"{'MEETS' if second_rate >= half else 'BELOW'} target"
+    )
+    print(f"  personas: {personas:,}, audit 'created' events from imports: {audited:,}")
+    print(
+        f"  peak RSS: {rss_before:.0f} MB before, {rss_after_first:.0f} MB after the first "
+        f"import, {rss_mb():.0f} MB at the end"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Import in a real browser with a real worker: upload → mapping → preview → run with a live
+progress bar → history → error report → double opt-in texts sent later."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from playwright.sync_api import expect
+
+from imports.models import ImportJob, PendingDoubleOptIn
+from personas.models import Persona
+from tests.worker import ROOT, database_url
+
+pytestmark = pytest.mark.browser
+
+ROWS = 3000
+
+
+def _messy_csv() -> bytes:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_imports", ROOT / "bench" / "imports.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow([*bench.HEADER, "SMS Opt In"])
+    for i, row in enumerate(bench.messy_rows(ROWS)):
+        writer.writerow([*row, "yes" if i % 5 == 0 else "no"])
+    return buf.getvalue().encode()
+
+
+@pytest.fixture
+def worker(settings):
+    database = {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}
+    settings.TASKS = {"default": database, "database": database}
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="config.test_settings",
+        DATABASE_URL=database_url(),
+        TASK_BACKEND="database",
+        IMPORTS_BATCH_SIZE="150",
+    )
+    env.pop("SQLITE_TEST_NAME", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "db_worker",
+            "--backend",
+            "default",
+            "--no-startup-delay",
+            "--no-reload",
+            "--interval",
+            "0.2",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(ROOT / "var" / "browser-worker.log", "w"),
+        start_new_session=True,
+    )
+    yield proc
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(15)
+
+
+def test_marketing_imports_a_messy_file_and_sends_double_opt_in_later(
+    page, live_server, login, shot, worker, tmp_path
+):
+    path = tmp_path / "pos-export.csv"
+    path.write_bytes(_messy_csv())
+    login(page, "Marketing")
+    page.goto(f"{live_server.url}/imports/")
+    expect(page.get_by_role("heading", name="Import History")).to_be_visible()
+    shot(page, "imports-history-empty")
+    page.get_by_role("link", name="Import customers…").first.click()
+    page.get_by_label("CSV file").set_input_files(str(path))
+    page.get_by_role("button", name="Upload and map columns").click()
+
+    expect(page.get_by_text("Step 2 of 3")).to_be_visible()
+    expect(page.get_by_label("Map “Mobile” to")).to_have_value("phone")
+    expect(page.get_by_label("Map “E-mail” to")).to_have_value("email")
+    expect(page.get_by_label("Map “Shoe Size” to")).to_have_value("attr")
+    page.get_by_label("Not yet (send later from Import History)").check()
+    page.get_by_label("Save this mapping as").fill("POS export")
+    shot(page, "imports-mapping")
+    page.get_by_role("button", name="Preview the import").click()
+
+    expect(page.get_by_role("heading", name="Preview: what this import would do")).to_be_visible(
+        timeout=60_000
+    )
+    job = ImportJob.objects.get()
+    counts = job.preview["counts"]
+    assert sum(counts.values()) == ROWS and counts["error"] > 0 and counts["skipped"] > 0
+    assert Persona.objects.count() == 0  # the preview wrote nothing
+    expect(page.get_by_text("Errors: first rows")).to_be_visible()
+    shot(page, "imports-preview")
+
+    page.get_by_role("button", name=f"Run import of {ROWS:,} rows").click()
+    progress = page.locator("progress")
+    expect(progress).to_be_visible()
+    shot(page, "imports-progress")
+    page.reload()  # the progress survives a reload
+    expect(page.get_by_role("heading", name="Import complete")).to_be_visible(timeout=90_000)
+    shot(page, "imports-complete")
+
+    job.refresh_from_db()
+    assert job.counted == ROWS and job.created == counts["created"]
+    assert job.errors == counts["error"] and job.skipped == counts["skipped"]
+
+    with page.expect_download() as info:
+        page.get_by_role("link", name="Download error report (CSV)").click()
+    report = info.value.path().read_text(encoding="utf-8-sig")
+    rows = list(csv.reader(io.StringIO(report)))
+    assert len(rows) - 1 == job.errors + job.skipped
+    assert all(not cell.startswith(("=", "+", "@")) for row in rows for cell in row)
+
+    waiting = PendingDoubleOptIn.objects.filter(job=job, sent_at__isnull=True).count()
+    assert waiting > 0 and not Persona.objects.filter(messages__isnull=False).exists()
+    expect(page.get_by_text(f"{waiting:,} personas from this import are waiting")).to_be_visible()
+    page.get_by_role("button", name="Send double opt-in texts").click()
+    expect(page.get_by_text("will be sent now")).to_be_visible()
+    page.wait_for_function("() => true")
+    for _ in range(100):
+        if not PendingDoubleOptIn.objects.filter(job=job, sent_at__isnull=True).exists():
+            break
+        page.wait_for_timeout(200)
+    assert Persona.objects.filter(messages__template="double_opt_in").count() == waiting
+
+    page.goto(f"{live_server.url}/imports/")
+    expect(page.get_by_role("link", name=f"#{job.pk} pos-export.csv")).to_be_visible()
+    shot(page, "imports-history")
