@@ -20,6 +20,7 @@ install: $(VENV)/.installed
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo --personas $(DEMO_PERSONAS) --if-empty
+	$(PY) manage.py housekeeping --schedule
 	@echo "Serving http://127.0.0.1:8000  (Ctrl-C stops the web server and the worker)"
 	@trap 'kill 0' INT TERM EXIT; \
 	  $(PY) manage.py db_worker --queue-name default & \

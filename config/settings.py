@@ -180,12 +180,21 @@ SMS_BACKEND = os.environ.get("SMS_BACKEND", "personas.messaging.backends.Console
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")
+# Inbound texts must carry a valid Twilio signature when the Twilio backend is on.
+SMS_VERIFY_SIGNATURES = env_bool("SMS_VERIFY_SIGNATURES", "Twilio" in SMS_BACKEND)
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "personas@localhost")
 
 # Domain settings.
 PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "US")
 PERSONAS_TEXT_DOUBLE_OPT_IN = env_bool("PERSONAS_TEXT_DOUBLE_OPT_IN", True)
+PERSONAS_DOI_RESEND_MINUTES = int(os.environ.get("PERSONAS_DOI_RESEND_MINUTES", "10"))
+PERSONAS_DOI_EXPIRY_DAYS = int(os.environ.get("PERSONAS_DOI_EXPIRY_DAYS", "30"))
+# No marketing texts between these hours in the store's time zone (None: no quiet hours).
+PERSONAS_QUIET_HOURS = (21, 8) if env_bool("PERSONAS_QUIET_HOURS", True) else None
+PERSONAS_DEFAULT_TIME_ZONE = os.environ.get("PERSONAS_DEFAULT_TIME_ZONE", "America/New_York")
+PERSONAS_SUPPORT_CONTACT = os.environ.get("PERSONAS_SUPPORT_CONTACT", "your store")
+PERSONAS_PUBLIC_BASE_URL = os.environ.get("PERSONAS_PUBLIC_BASE_URL", "")
 PERSONAS_BRAND_NAME = os.environ.get("PERSONAS_BRAND_NAME", "Personas Demo Store")
 PERSONAS_ATTRIBUTE_KEY_MAX = 64
 PERSONAS_ATTRIBUTE_VALUE_MAX = 2000
@@ -201,6 +210,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # uploads above this stream to a tempor
 # One-time codes (data-controls page, wallet sign-in) and their rate limits.
 PERSONAS_CODE_TTL_MINUTES = int(os.environ.get("PERSONAS_CODE_TTL_MINUTES", "10"))
 PERSONAS_CODE_MAX_ATTEMPTS = 5
+PERSONAS_SIGNUP_RATE_PER_CLIENT = (20, 3600)
 PERSONAS_TRUST_X_FORWARDED_FOR = env_bool("PERSONAS_TRUST_X_FORWARDED_FOR", False)
 PERSONAS_CODE_RATE_PER_CLIENT = (10, 3600)  # requests per window (seconds) per client address
 PERSONAS_CODE_RATE_PER_IDENTIFIER = (3, 3600)  # codes per window per phone/email

@@ -323,3 +323,12 @@ def points_summary(persona: Persona) -> dict[str, Any]:
         "unearned_spent": unearned["spent"] or 0,
         "unearned_count": unearned["count"],
     }
+
+
+def filtered_personas(*, user: Any, lq: ListQuery) -> QuerySet[Persona]:
+    """Every active, visible persona the list's search and filters select (for exports)."""
+    search = search_candidates(user=user, query=lq.q)
+    qs = active_personas(user)
+    if search.ids is not None:
+        qs = qs.filter(pk__in=search.ids)
+    return _apply_filters(qs, lq)

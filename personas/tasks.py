@@ -24,3 +24,20 @@ def erase_verified_request(challenge_id: int) -> str:
     privacy.erase_by_identifiers(otp.identifiers_of(challenge), via=ErasureRequest.Via.PUBLIC_PAGE)
     challenge.delete()
     return "erased"
+
+
+@task()
+def housekeeping(reschedule_minutes: int = 60) -> dict:
+    """Expire unanswered double opt-ins and old codes; re-enqueues itself (a periodic task)."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from .services import housekeeping as work
+
+    result = work.run()
+    if reschedule_minutes:
+        housekeeping.using(
+            run_after=timezone.now() + dt.timedelta(minutes=reschedule_minutes)
+        ).enqueue(reschedule_minutes)
+    return result

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import views, views_privacy
+from . import views, views_privacy, views_public, views_signup
 
 app_name = "personas"
 urlpatterns = [
@@ -25,6 +25,25 @@ urlpatterns = [
     path("settings/", views.settings_home, name="settings"),
     path("personas/<int:pk>/do/erase/", views_privacy.persona_erase, name="erase"),
     path("settings/privacy/", views_privacy.privacy_settings, name="privacy_settings"),
+    path("settings/signup-forms/", views_signup.signup_forms, name="signup_forms"),
+    path("settings/signup-forms/new/", views_signup.signup_form_edit, name="signup_form_new"),
+    path("settings/signup-forms/<int:pk>/", views_signup.signup_form_edit, name="signup_form_edit"),
+    path("personas/export.csv", views_signup.personas_export, name="export"),
+    path(
+        "personas/<int:pk>/consent-history.csv",
+        views_signup.consent_history_export,
+        name="consent_export",
+    ),
+    # Public (no staff login): SMS webhook, signup forms, the wallet.
+    path("sms/inbound/", views_public.sms_inbound, name="sms_inbound"),
+    path("signup/<slug:slug>/", views_public.signup_page, name="signup"),
+    path("signup/<slug:slug>/thanks/", views_public.signup_done, name="signup_done"),
+    path("wallet/", views_public.wallet, name="wallet"),
+    path("wallet/sign-in/", views_public.wallet_start, name="wallet_start"),
+    path("wallet/code/", views_public.wallet_verify, name="wallet_verify"),
+    path("wallet/store/", views_public.wallet_store, name="wallet_store"),
+    path("wallet/opt-in/<str:channel>/", views_public.wallet_consent, name="wallet_consent"),
+    path("wallet/sign-out/", views_public.wallet_signout, name="wallet_signout"),
     # Public (no staff login): the customer's own data controls.
     path("privacy/", views_privacy.data_controls, name="data_controls"),
     path("privacy/verify/", views_privacy.data_controls_verify, name="data_controls_verify"),

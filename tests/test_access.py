@@ -26,6 +26,15 @@ PUBLIC = {
     "data_controls": "customers ask for their data to be deleted (proved by one-time codes)",
     "data_controls_verify": "customers enter the one-time codes",
     "data_controls_done": "confirmation page; says nothing about any customer",
+    "sms_inbound": "the SMS provider's webhook; Twilio signature checked when Twilio is on",
+    "signup": "a store's public signup form (rate limited, honeypot, CSRF)",
+    "signup_done": "the signup form's thank-you page",
+    "wallet": "the customer's own wallet, after a one-time code",
+    "wallet_start": "wallet sign-in: asks for a phone or email",
+    "wallet_verify": "wallet sign-in: the one-time code",
+    "wallet_store": "the signed-in customer picks a favorite store",
+    "wallet_consent": "the signed-in customer manages their own opt-ins",
+    "wallet_signout": "the customer signs out of the wallet",
 }
 # Sign-in needed, no role needed.
 SIGNED_IN_ONLY = {

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
@@ -50,21 +52,47 @@ def queue(persona: Persona, *, channel: str, template: str, transactional: bool)
     return message
 
 
+def quiet_until(persona: Persona, now: dt.datetime) -> dt.datetime | None:
+    """When a marketing text may go out, if ``now`` is inside quiet hours in the store's zone."""
+    hours = settings.PERSONAS_QUIET_HOURS
+    if not hours:
+        return None
+    start, end = hours
+    store = persona.favorite_store
+    zone = ZoneInfo(store.time_zone if store else settings.PERSONAS_DEFAULT_TIME_ZONE)
+    local = now.astimezone(zone)
+    if end <= local.hour < start:
+        return None
+    wake = local.replace(hour=end, minute=0, second=0, microsecond=0)
+    if local.hour >= start:
+        wake += dt.timedelta(days=1)
+    return wake
+
+
 def deliver(message_id: int) -> str:
     """Send one queued message once. Safe to retry: only a QUEUED message is ever sent."""
     with transaction.atomic():
         message = (
             OutboundMessage.objects.select_for_update(of=("self",))
-            .select_related("persona")
+            .select_related("persona", "persona__favorite_store")
             .filter(pk=message_id, status=OutboundMessage.Status.QUEUED)
             .first()
         )
         if message is None:
             return "skipped"
         persona = message.persona
-        allowed = persona is not None and message.to
+        allowed = persona is not None and message.to and not persona.hidden
         if allowed and not message.transactional:
             allowed = persona.consent(message.channel) == ConsentState.OPTED_IN
+        if allowed and message.channel == "text" and not message.transactional:
+            wake = quiet_until(persona, timezone.now())
+            if wake is not None:
+                from ..tasks import send_outbound_message
+
+                transaction.on_commit(
+                    lambda: send_outbound_message.using(run_after=wake).enqueue(message.pk)
+                )
+                return "deferred"
         if not allowed:
             message.status = OutboundMessage.Status.SUPPRESSED
             message.save(update_fields=["status"])
@@ -79,7 +107,8 @@ def deliver(message_id: int) -> str:
         else:
             from django.core.mail import send_mail
 
-            send_mail("Message", message.body, None, [message.to])
+            subject = f"{settings.PERSONAS_BRAND_NAME}: please confirm"
+            send_mail(subject, message.body, None, [message.to])
             provider_id = ""
     except Exception as exc:  # provider errors are recorded, never raised into the worker
         OutboundMessage.objects.filter(pk=message.pk).update(

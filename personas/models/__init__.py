@@ -1,7 +1,7 @@
 from .audit import AuditEvent
 from .consent import Channel, ConsentChange, ConsentState
 from .ledger import PointsEntry, Purchase
-from .messages import OutboundMessage
+from .messages import InboundMessage, OutboundMessage
 from .persona import EntrySource, FavoriteStoreSource, Persona, PersonaStatus
 from .privacy import BlocklistEntry, BlocklistRecovery, ErasureRequest, VerificationChallenge
 from .store import SignupForm, Store
@@ -15,6 +15,7 @@ __all__ = [
     "ConsentChange",
     "ConsentState",
     "EntrySource",
+    "InboundMessage",
     "FavoriteStoreSource",
     "OutboundMessage",
     "Persona",

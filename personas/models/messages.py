@@ -31,3 +31,31 @@ class OutboundMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} {self.template} ({self.status})"
+
+
+class InboundMessage(models.Model):
+    """A text a customer sent us (Twilio webhook). Stored once per provider message id."""
+
+    class Outcome(models.TextChoices):
+        CONFIRMED = "confirmed", "Double opt-in confirmed"
+        OPTED_OUT = "opted_out", "Opted out of texts"
+        RESUBSCRIBE = "resubscribe", "Asked to re-subscribe (double opt-in sent)"
+        HELP = "help", "Asked for help"
+        IGNORED = "ignored", "No action"
+        UNKNOWN = "unknown", "Unknown number"
+
+    message_sid = models.CharField(max_length=64, unique=True)
+    persona = models.ForeignKey(
+        "personas.Persona", null=True, on_delete=models.SET_NULL, related_name="inbound_messages"
+    )
+    from_number = models.CharField(max_length=20, blank=True)  # only kept for known personas
+    body = models.CharField(max_length=320, blank=True)
+    keyword = models.CharField(max_length=16, blank=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Inbound {self.keyword or 'text'} ({self.outcome})"

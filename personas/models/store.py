@@ -16,6 +16,13 @@ class Store(models.Model):
         return self.name
 
 
+SIGNUP_FIELDS = ("first_name", "last_name", "email", "phone", "birthday", "favorite_store")
+
+
+def _default_fields() -> list[str]:
+    return ["first_name", "last_name", "email", "phone"]
+
+
 class SignupForm(models.Model):
     """A customer-facing signup form; personas created from it carry it as their source."""
 
@@ -25,6 +32,18 @@ class SignupForm(models.Model):
     enrolls_loyalty = models.BooleanField(default=True)
     text_double_opt_in = models.BooleanField(default=True)
     is_active = models.BooleanField(default=True)
+    # Which traits the public page asks for (phone or email is always asked).
+    fields_asked = models.JSONField(default=_default_fields, blank=True)
+    ask_email_opt_in = models.BooleanField(default=True)
+    ask_text_opt_in = models.BooleanField(default=True)
+    consent_text = models.TextField(
+        blank=True,
+        default=(
+            "By checking a box you agree to receive marketing messages from us on that channel. "
+            "Message frequency varies. Msg & data rates may apply. Reply STOP to cancel, HELP "
+            "for help."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

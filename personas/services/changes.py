@@ -96,7 +96,8 @@ class ConsentAction:
     FORCE_OPT_OUT = "force_opt_out"
     REQUEST_DOUBLE_OPT_IN = "request_double_opt_in"
     CONFIRM = "confirm"  # the customer's YES to a pending double opt-in
-    ALL = (OPT_IN, OPT_OUT, FORCE_OPT_OUT, REQUEST_DOUBLE_OPT_IN, CONFIRM)
+    EXPIRE = "expire"  # a pending double opt-in nobody answered goes back to "never asked"
+    ALL = (OPT_IN, OPT_OUT, FORCE_OPT_OUT, REQUEST_DOUBLE_OPT_IN, CONFIRM, EXPIRE)
 
 
 @dataclass(frozen=True)
@@ -449,14 +450,27 @@ def _plan_consent(plan: Plan, op: ConsentOp, actor: Actor, now: dt.datetime) -> 
             and actor.kind != "customer"
             and settings.PERSONAS_TEXT_DOUBLE_OPT_IN
         )
-        if op.channel == Channel.TEXT and wants_doi and actor.kind != "customer":
+        explicit = op.action == ConsentAction.REQUEST_DOUBLE_OPT_IN
+        if op.channel == Channel.TEXT and wants_doi and (actor.kind != "customer" or explicit):
             if not persona.phone:
                 raise ChangeError({"text_consent": ["Add a phone number before texting opt-in."]})
+            if before == ConsentState.PENDING and explicit and persona.pk:
+                _refuse_fast_resend(persona, now)
+                plan.messages.append((Channel.TEXT, "double_opt_in"))
+                plan.changes[f"consent:{op.channel}"] = {
+                    "before": before,
+                    "after": before,
+                    "resent": True,
+                }
+                return
             if before != ConsentState.OPTED_IN:
                 after = ConsentState.PENDING
                 plan.messages.append((Channel.TEXT, "double_opt_in"))
         else:
             after = ConsentState.OPTED_IN
+    elif op.action == ConsentAction.EXPIRE:
+        if before == ConsentState.PENDING:
+            after = ConsentState.NEVER
     elif op.action == ConsentAction.CONFIRM:
         if actor.kind != "customer":
             raise ChangeError({"consent": ["Only the customer can confirm a double opt-in."]})
@@ -482,6 +496,26 @@ def _plan_consent(plan: Plan, op: ConsentOp, actor: Actor, now: dt.datetime) -> 
             created_at=now,
         )
     )
+
+
+def _refuse_fast_resend(persona: Persona, now: dt.datetime) -> None:
+    from ..models import OutboundMessage
+
+    wait = settings.PERSONAS_DOI_RESEND_MINUTES
+    recent = OutboundMessage.objects.filter(
+        persona=persona,
+        template="double_opt_in",
+        created_at__gte=now - dt.timedelta(minutes=wait),
+    ).exists()
+    if recent:
+        raise ChangeError(
+            {
+                "text_consent": [
+                    f"A double opt-in text was sent less than {wait} minutes ago. "
+                    "Give the customer time to reply before sending another."
+                ]
+            }
+        )
 
 
 def _plan_status(plan: Plan, status: str, reason: str, now: dt.datetime) -> None:

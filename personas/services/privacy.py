@@ -27,6 +27,7 @@ from ..models import (
     BlocklistEntry,
     BlocklistRecovery,
     ErasureRequest,
+    InboundMessage,
     OutboundMessage,
     Persona,
     PersonaStatus,
@@ -234,6 +235,7 @@ def _scrub_related(persona_ids: list[int], values: list[str]) -> None:
             changes=_scrub_changes(event.changes), note=""
         )
     OutboundMessage.objects.filter(persona_id__in=persona_ids).update(to="", body=ERASED)
+    InboundMessage.objects.filter(persona_id__in=persona_ids).update(from_number="", body="")
     Purchase.objects.filter(persona_id__in=persona_ids).update(persona=None)
     # Points entries and consent history stay: they hold no personal values.
     for hook in ERASURE_HOOKS:

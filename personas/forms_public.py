@@ -1,0 +1,138 @@
+"""Forms on the customer-facing pages (signup forms, wallet)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from .models import SignupForm, Store
+from .normalize import clean_text, normalize_email, normalize_phone
+
+
+class PublicSignupForm(forms.Form):
+    # A field people never see (hidden with CSS): bots fill it in.
+    website = forms.CharField(required=False, label="Leave this empty")
+
+    def __init__(self, *args: Any, signup_form: SignupForm, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.signup_form = signup_form
+        asked = set(signup_form.fields_asked or [])
+        if "first_name" in asked:
+            self.fields["first_name"] = forms.CharField(label="First name", max_length=150)
+        if "last_name" in asked:
+            self.fields["last_name"] = forms.CharField(
+                label="Last name", max_length=150, required=False
+            )
+        self.fields["phone"] = forms.CharField(
+            label="Mobile phone", max_length=40, required="email" not in asked
+        )
+        if "email" in asked:
+            self.fields["email"] = forms.CharField(label="Email", max_length=254, required=False)
+        if "birthday" in asked:
+            self.fields["birthday"] = forms.DateField(
+                label="Birthday",
+                required=False,
+                widget=forms.DateInput(attrs={"type": "date"}),
+            )
+        if "favorite_store" in asked:
+            self.fields["store"] = forms.ModelChoiceField(
+                label="Your favorite store",
+                queryset=Store.objects.all(),
+                required=False,
+                empty_label="Choose a store",
+            )
+        if signup_form.ask_email_opt_in and "email" in asked:
+            self.fields["email_opt_in"] = forms.BooleanField(
+                label="Email me offers and rewards news", required=False
+            )
+        if signup_form.ask_text_opt_in:
+            self.fields["text_opt_in"] = forms.BooleanField(
+                label="Text me offers and rewards news", required=False
+            )
+
+    def clean_first_name(self) -> str:
+        return clean_text(self.cleaned_data["first_name"], max_length=150, label="First name")
+
+    def clean_last_name(self) -> str:
+        return clean_text(self.cleaned_data["last_name"], max_length=150, label="Last name")
+
+    def clean_phone(self) -> str | None:
+        return normalize_phone(self.cleaned_data.get("phone"))
+
+    def clean_email(self) -> str | None:
+        return normalize_email(self.cleaned_data.get("email"))
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not self.errors and not data.get("phone") and not data.get("email"):
+            raise ValidationError("Enter your mobile phone or your email.")
+        if data.get("text_opt_in") and not data.get("phone"):
+            self.add_error("phone", "Enter your mobile phone to get texts.")
+        return data
+
+    @property
+    def is_bot(self) -> bool:
+        return bool(self.data.get("website"))
+
+    def values(self) -> dict[str, Any]:
+        data = dict(self.cleaned_data)
+        store = data.pop("store", None)
+        data["store_id"] = store.pk if store else None
+        data.pop("website", None)
+        return data
+
+
+class WalletStartForm(forms.Form):
+    identifier = forms.CharField(
+        label="Mobile phone or email",
+        max_length=254,
+        widget=forms.TextInput(attrs={"autocomplete": "username"}),
+    )
+
+
+class WalletStoreForm(forms.Form):
+    store = forms.ModelChoiceField(
+        label="Favorite store", queryset=Store.objects.all(), empty_label="Choose a store"
+    )
+
+
+class SignupFormSettingsForm(forms.ModelForm):
+    fields_asked = forms.MultipleChoiceField(
+        label="Ask for",
+        choices=[
+            ("first_name", "First name"),
+            ("last_name", "Last name"),
+            ("email", "Email"),
+            ("birthday", "Birthday"),
+            ("favorite_store", "Favorite store"),
+        ],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="The mobile phone number is always asked.",
+    )
+
+    class Meta:
+        model = SignupForm
+        fields = [
+            "name",
+            "slug",
+            "store",
+            "fields_asked",
+            "enrolls_loyalty",
+            "ask_email_opt_in",
+            "ask_text_opt_in",
+            "text_double_opt_in",
+            "consent_text",
+            "is_active",
+        ]
+        labels = {
+            "enrolls_loyalty": "Enroll in loyalty",
+            "ask_email_opt_in": "Ask for email opt-in",
+            "ask_text_opt_in": "Ask for SMS opt-in",
+            "text_double_opt_in": "SMS opt-in needs a double opt-in (reply YES)",
+            "consent_text": "Consent wording shown to the customer",
+            "is_active": "Accepting signups",
+        }
+        help_texts = {"slug": "Part of the public address: /signup/<slug>/"}

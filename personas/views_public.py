@@ -1,0 +1,274 @@
+"""Customer-facing pages (no staff login): the SMS webhook, signup forms and the wallet.
+
+Every change goes through the one mutation path with the customer as actor.
+"""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import escape
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+
+from .forms_privacy import CodeForm
+from .forms_public import PublicSignupForm, WalletStartForm, WalletStoreForm
+from .models import Channel, FavoriteStoreSource, Persona, PersonaStatus, SignupForm
+from .services import inbound, otp, signup
+from .services.changes import (
+    Actor,
+    BlockedIdentifierError,
+    ChangeError,
+    Changeset,
+    ConsentAction,
+    ConsentOp,
+    apply,
+)
+from .services.privacy import parse_identifier
+from .views_privacy import _client_key
+
+# ---------------------------------------------------------------------------------------------
+# Inbound SMS webhook (Twilio-compatible)
+
+
+def _signature_ok(request: HttpRequest) -> bool:
+    if not settings.SMS_VERIFY_SIGNATURES:
+        return True
+    from twilio.request_validator import RequestValidator
+
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature or not settings.TWILIO_AUTH_TOKEN:
+        return False
+    base = settings.PERSONAS_PUBLIC_BASE_URL.rstrip("/")
+    url = f"{base}{request.get_full_path()}" if base else request.build_absolute_uri()
+    validator = RequestValidator(settings.TWILIO_AUTH_TOKEN)
+    return validator.validate(url, request.POST.dict(), signature)
+
+
+@csrf_exempt  # a provider's server posts here; the Twilio signature is its proof
+@require_POST
+def sms_inbound(request: HttpRequest) -> HttpResponse:
+    if not _signature_ok(request):
+        return HttpResponseForbidden("Invalid signature.")
+    sid = request.POST.get("MessageSid") or request.POST.get("SmsSid") or ""
+    if not sid:
+        return HttpResponse("MessageSid is required.", status=400)
+    result = inbound.handle(
+        message_sid=sid, from_=request.POST.get("From", ""), body=request.POST.get("Body", "")
+    )
+    reply = f"<Message>{escape(result.reply)}</Message>" if result.reply else ""
+    return HttpResponse(
+        f'<?xml version="1.0" encoding="UTF-8"?><Response>{reply}</Response>',
+        content_type="text/xml",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Signup forms
+
+
+def _limited(request: HttpRequest, scope: str) -> bool:
+    limit, window = settings.PERSONAS_SIGNUP_RATE_PER_CLIENT
+    return otp._hit(f"{scope}:client:{_client_key(request)}", limit, window)
+
+
+@require_http_methods(["GET", "POST"])
+def signup_page(request: HttpRequest, slug: str) -> HttpResponse:
+    form_def = get_object_or_404(SignupForm.objects.select_related("store"), slug=slug)
+    if not form_def.is_active:
+        raise Http404("This signup form is closed.")
+    data = request.POST if request.method == "POST" else None
+    form = PublicSignupForm(data, signup_form=form_def)
+    if data is not None:
+        if _limited(request, "signup"):
+            form.add_error(None, "Too many signups from here. Please try again later.")
+            status = 429
+            return render(
+                request,
+                "personas/public/signup.html",
+                {"form": form, "signup": form_def},
+                status=status,
+            )
+        if form.is_bot:
+            return redirect("personas:signup_done", slug=slug)  # say nothing to a bot
+        if form.is_valid():
+            try:
+                signup.submit(form_def, form.values())
+            except BlockedIdentifierError:
+                pass  # the same thanks: the page never tells who is on the blocklist
+            except ChangeError as exc:
+                for message in exc.messages:
+                    form.add_error(None, message)
+                return render(
+                    request, "personas/public/signup.html", {"form": form, "signup": form_def}
+                )
+            return redirect("personas:signup_done", slug=slug)
+    return render(request, "personas/public/signup.html", {"form": form, "signup": form_def})
+
+
+@require_http_methods(["GET"])
+def signup_done(request: HttpRequest, slug: str) -> HttpResponse:
+    form_def = get_object_or_404(SignupForm, slug=slug)
+    return render(request, "personas/public/signup_done.html", {"signup": form_def})
+
+
+# ---------------------------------------------------------------------------------------------
+# Wallet: the customer's own page, signed in with a one-time code
+
+_WALLET_CHALLENGE = "wallet_challenge"
+_WALLET_PERSONA = "wallet_persona"
+WALLET_CHANNELS = [
+    (Channel.EMAIL, "Email"),
+    (Channel.TEXT, "Text messages (SMS)"),
+    (Channel.VOICE, "Phone calls"),
+    (Channel.BROWSER, "Browser notifications"),
+    (Channel.PUSH, "App notifications on this device"),
+]
+
+
+def _wallet_persona(request: HttpRequest) -> Persona | None:
+    pid = request.session.get(_WALLET_PERSONA)
+    if not isinstance(pid, int):
+        return None
+    return (
+        Persona.objects.filter(pk=pid, status=PersonaStatus.ACTIVE, hidden=False)
+        .select_related("favorite_store")
+        .first()
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def wallet_start(request: HttpRequest) -> HttpResponse:
+    if _wallet_persona(request):
+        return redirect("personas:wallet")
+    form = WalletStartForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            ident = parse_identifier(form.cleaned_data["identifier"])
+            otp.check_rate(client=_client_key(request), identifiers=[ident], purpose="wallet")
+        except otp.RateLimited as exc:
+            form.add_error(None, exc.messages[0])
+        except ValidationError as exc:
+            form.add_error("identifier", exc.messages[0])
+        else:
+            challenge = otp.start([ident], purpose="wallet", purpose_label="sign in")
+            request.session[_WALLET_CHALLENGE] = challenge.pk
+            return redirect("personas:wallet_verify")
+    return render(request, "personas/public/wallet_start.html", {"form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def wallet_verify(request: HttpRequest) -> HttpResponse:
+    from .models import VerificationChallenge
+
+    challenge_id = request.session.get(_WALLET_CHALLENGE)
+    challenge = (
+        VerificationChallenge.objects.filter(
+            pk=challenge_id, purpose="wallet", verified_at__isnull=True
+        ).first()
+        if isinstance(challenge_id, int)
+        else None
+    )
+    if challenge is None:
+        messages.info(request, "Your code expired or was used. Ask for a new one.")
+        return redirect("personas:wallet_start")
+    kinds = list(challenge.code_hashes)
+    form = CodeForm(request.POST if request.method == "POST" else None, kinds=kinds)
+    if request.method == "POST" and form.is_valid():
+        try:
+            challenge = otp.verify(challenge_id, "wallet", form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc.messages[0])
+        else:
+            ident = otp.identifiers_of(challenge)[0]
+            challenge.delete()
+            request.session.pop(_WALLET_CHALLENGE, None)
+            persona = (
+                Persona.objects.filter(
+                    status=PersonaStatus.ACTIVE, hidden=False, **{ident.kind: ident.value}
+                )
+                .order_by("id")
+                .first()
+            )
+            if persona is None:
+                return render(request, "personas/public/wallet_none.html")
+            request.session.cycle_key()
+            request.session[_WALLET_PERSONA] = persona.pk
+            return redirect("personas:wallet")
+    return render(request, "personas/public/wallet_verify.html", {"form": form, "kinds": kinds})
+
+
+@require_http_methods(["GET"])
+def wallet(request: HttpRequest) -> HttpResponse:
+    persona = _wallet_persona(request)
+    if persona is None:
+        return redirect("personas:wallet_start")
+    context = {
+        "persona": persona,
+        "purchases": persona.purchases.select_related("store")[:10],
+        "store_form": WalletStoreForm(initial={"store": persona.favorite_store_id}),
+        "channels": [
+            {"channel": c, "label": label, "state": persona.consent(c)}
+            for c, label in WALLET_CHANNELS
+        ],
+    }
+    return render(request, "personas/public/wallet.html", context)
+
+
+@require_POST
+def wallet_store(request: HttpRequest) -> HttpResponse:
+    persona = _wallet_persona(request)
+    if persona is None:
+        return redirect("personas:wallet_start")
+    form = WalletStoreForm(request.POST)
+    if form.is_valid():
+        apply(
+            persona,
+            Changeset(
+                favorite_store=(form.cleaned_data["store"].pk, FavoriteStoreSource.WALLET),
+                action="favorite store chosen",
+            ),
+            Actor.customer("wallet"),
+        )
+        messages.success(request, f"Your favorite store is now {form.cleaned_data['store'].name}.")
+    else:
+        messages.error(request, "Choose a store from the list.")
+    return redirect("personas:wallet")
+
+
+@require_POST
+def wallet_consent(request: HttpRequest, channel: str) -> HttpResponse:
+    persona = _wallet_persona(request)
+    if persona is None:
+        return redirect("personas:wallet_start")
+    value = request.POST.get("value")
+    if channel not in Channel.values or value not in ("on", "off"):
+        messages.error(request, "That change was not understood; nothing changed.")
+        return redirect("personas:wallet")
+    action = ConsentAction.OPT_IN if value == "on" else ConsentAction.OPT_OUT
+    try:
+        apply(
+            persona,
+            Changeset(consents=[ConsentOp(channel, action)], action="consent changed"),
+            Actor.customer("wallet"),
+        )
+    except ChangeError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        label = dict(WALLET_CHANNELS)[channel]
+        messages.success(request, f"{label}: {'on' if value == 'on' else 'off'}.")
+    return redirect("personas:wallet")
+
+
+@require_POST
+def wallet_signout(request: HttpRequest) -> HttpResponse:
+    request.session.pop(_WALLET_PERSONA, None)
+    with transaction.atomic():
+        request.session.cycle_key()
+    messages.info(request, "You're signed out.")
+    return redirect("personas:wallet_start")
