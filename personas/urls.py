@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import views, views_privacy, views_public, views_signup
+from . import views, views_merge, views_privacy, views_public, views_signup
 
 app_name = "personas"
 urlpatterns = [
@@ -23,6 +23,10 @@ urlpatterns = [
     path("personas/<int:pk>/do/unarchive/", views.persona_unarchive, name="unarchive"),
     path("personas/<int:pk>/do/adjust-points/", views.points_adjust, name="points_adjust"),
     path("settings/", views.settings_home, name="settings"),
+    path("personas/<int:pk>/do/merge/", views_merge.persona_merge, name="merge"),
+    path("merges/<int:pk>/unmerge/", views_merge.merge_undo, name="unmerge"),
+    path("personas/duplicates/", views_merge.duplicates, name="duplicates"),
+    path("personas/duplicates/dismiss/", views_merge.not_duplicate, name="not_duplicate"),
     path("personas/<int:pk>/do/erase/", views_privacy.persona_erase, name="erase"),
     path("settings/privacy/", views_privacy.privacy_settings, name="privacy_settings"),
     path("settings/signup-forms/", views_signup.signup_forms, name="signup_forms"),

@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -28,7 +29,7 @@ from .forms import (
     TraitsForm,
     seen_snapshot,
 )
-from .models import AuditEvent, Channel, ConsentState, PointsEntry, SignupForm, Store
+from .models import AuditEvent, Channel, ConsentState, MergeRecord, PointsEntry, SignupForm, Store
 from .roles import Cap, require_cap
 from .services import changes
 from .services.changes import (
@@ -74,6 +75,10 @@ def _error_text(exc: ValidationError) -> list[str]:
 def persona_list(request: HttpRequest) -> HttpResponse:
     form = ListFilterForm(request.GET)
     lq = form.to_query()
+    if lq.q.strip().lower().startswith("merge:"):
+        from .views_merge import merge_lookup_redirect
+
+        return merge_lookup_redirect(request, lq.q.strip()[6:])
     page = selectors.persona_page(user=request.user, lq=lq, page_size=settings.PERSONAS_PAGE_SIZE)
     if (
         page.search.exact_id
@@ -184,6 +189,10 @@ def persona_detail(request: HttpRequest, pk: int, tab: str = "general") -> HttpR
     }
     if tab == "general":
         context["attributes"] = sorted((persona.attributes or {}).items())
+        if persona.status == "active":
+            from .services.merge import duplicate_hint
+
+            context["duplicate_hint"] = duplicate_hint(persona)
     elif tab == "points":
         context["entries"] = list(
             persona.points_entries.select_related("actor_user", "purchase")[:200]
@@ -194,6 +203,11 @@ def persona_detail(request: HttpRequest, pk: int, tab: str = "general") -> HttpR
     elif tab == "activity":
         context["events"] = list(
             AuditEvent.objects.filter(persona=persona).select_related("actor_user")[:200]
+        )
+        context["merge_records"] = list(
+            MergeRecord.objects.filter(Q(survivor=persona) | Q(merged=persona)).select_related(
+                "survivor", "merged", "created_by", "undone_by"
+            )[:50]
         )
     return render(request, "personas/persona_detail.html", context)
 

@@ -1,6 +1,7 @@
 from .audit import AuditEvent
 from .consent import Channel, ConsentChange, ConsentState
 from .ledger import PointsEntry, Purchase
+from .merge import MergeRecord, NotDuplicate
 from .messages import InboundMessage, OutboundMessage
 from .persona import EntrySource, FavoriteStoreSource, Persona, PersonaStatus
 from .privacy import BlocklistEntry, BlocklistRecovery, ErasureRequest, VerificationChallenge
@@ -16,6 +17,8 @@ __all__ = [
     "ConsentState",
     "EntrySource",
     "InboundMessage",
+    "MergeRecord",
+    "NotDuplicate",
     "FavoriteStoreSource",
     "OutboundMessage",
     "Persona",

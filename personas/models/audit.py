@@ -17,6 +17,7 @@ class AuditEvent(models.Model):
         FLOW = "flow", "Flow"
         CUSTOMER = "customer", "Customer"
         SYSTEM = "system", "System"
+        MERGE = "merge", "Merge"
 
     persona = models.ForeignKey(
         "personas.Persona", on_delete=models.CASCADE, related_name="audit_events"

@@ -97,13 +97,16 @@ class ConsentAction:
     REQUEST_DOUBLE_OPT_IN = "request_double_opt_in"
     CONFIRM = "confirm"  # the customer's YES to a pending double opt-in
     EXPIRE = "expire"  # a pending double opt-in nobody answered goes back to "never asked"
-    ALL = (OPT_IN, OPT_OUT, FORCE_OPT_OUT, REQUEST_DOUBLE_OPT_IN, CONFIRM, EXPIRE)
+    # Merge / unmerge: take over a state the same customer already gave (no message is sent).
+    ADOPT = "adopt"
+    ALL = (OPT_IN, OPT_OUT, FORCE_OPT_OUT, REQUEST_DOUBLE_OPT_IN, CONFIRM, EXPIRE, ADOPT)
 
 
 @dataclass(frozen=True)
 class ConsentOp:
     channel: str
     action: str
+    state: str = ""  # for ADOPT: the state to take over (merge / unmerge only)
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ class Changeset:
     points: list[PointsOp] = field(default_factory=list)
     # status change: ("archived", reason) or ("active", "")
     status: tuple[str, str] | None = None
+    # With status "merged": the surviving persona's id.
+    merged_into: int | None = None
     # What the caller saw, by audit key ("email", "attr:vip"): a stale edit is refused.
     expected: dict[str, Any] = field(default_factory=dict)
     action: str = "update"
@@ -468,6 +473,10 @@ def _plan_consent(plan: Plan, op: ConsentOp, actor: Actor, now: dt.datetime) -> 
                 plan.messages.append((Channel.TEXT, "double_opt_in"))
         else:
             after = ConsentState.OPTED_IN
+    elif op.action == ConsentAction.ADOPT:
+        if actor.kind not in ("merge", "user", "system") or op.state not in ConsentState.values:
+            raise ChangeError({"consent": ["Only a merge or unmerge can adopt a consent state."]})
+        after = op.state
     elif op.action == ConsentAction.EXPIRE:
         if before == ConsentState.PENDING:
             after = ConsentState.NEVER
@@ -529,6 +538,7 @@ def _plan_status(plan: Plan, status: str, reason: str, now: dt.datetime) -> None
         (PersonaStatus.ACTIVE, PersonaStatus.MERGED),
         (PersonaStatus.ARCHIVED, PersonaStatus.MERGED),
         (PersonaStatus.MERGED, PersonaStatus.ACTIVE),
+        (PersonaStatus.MERGED, PersonaStatus.ARCHIVED),
         (PersonaStatus.ACTIVE, PersonaStatus.ERASED),
         (PersonaStatus.ARCHIVED, PersonaStatus.ERASED),
         (PersonaStatus.MERGED, PersonaStatus.ERASED),
@@ -647,6 +657,18 @@ def plan_changes(
 
     if changeset.status is not None:
         _plan_status(plan, changeset.status[0], changeset.status[1], now)
+        if persona.status == PersonaStatus.MERGED and changeset.merged_into:
+            if persona.merged_into_id != changeset.merged_into:
+                plan.changes["merged_into"] = {
+                    "before": persona.merged_into_id,
+                    "after": changeset.merged_into,
+                }
+                persona.merged_into_id = changeset.merged_into
+                plan.dirty_fields.add("merged_into")
+        elif persona.status != PersonaStatus.MERGED and persona.merged_into_id:
+            plan.changes["merged_into"] = {"before": persona.merged_into_id, "after": None}
+            persona.merged_into_id = None
+            plan.dirty_fields.add("merged_into")
 
     for op in changeset.consents:
         _plan_consent(plan, op, actor, now)

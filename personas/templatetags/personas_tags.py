@@ -67,3 +67,13 @@ def actor_kind_label(kind: str) -> str:
         "customer": "Customer",
         "system": "System",
     }.get(kind, kind)
+
+
+@register.filter
+def consent_label(state: str) -> str:
+    return {
+        "opted_in": "Opted in",
+        "opted_out": "Opted out",
+        "pending": "Pending",
+        "never": "Never asked",
+    }.get(state, state)

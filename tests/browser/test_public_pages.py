@@ -18,13 +18,18 @@ def _code() -> str:
     return re.search(r"\b(\d{6})\b", LocmemBackend.outbox[-1]["body"]).group(1)
 
 
-def test_customer_signs_up_then_picks_a_store_in_the_wallet(page, live_server, shot,
-                                                             transactional_db):
+def test_customer_signs_up_then_picks_a_store_in_the_wallet(
+    page, live_server, shot, transactional_db
+):
     LocmemBackend.outbox.clear()
     harbor = StoreFactory(name="Harbor")
     riverside = StoreFactory(name="Riverside")
-    SignupFormFactory(slug="harbor", name="Harbor tablet", store=harbor,
-                      fields_asked=["first_name", "last_name", "email", "favorite_store"])
+    SignupFormFactory(
+        slug="harbor",
+        name="Harbor tablet",
+        store=harbor,
+        fields_asked=["first_name", "last_name", "email", "favorite_store"],
+    )
     page.goto(f"{live_server.url}/signup/harbor/")
     expect(page.get_by_role("heading", name="Join Harbor")).to_be_visible()
     page.get_by_role("button", name="Sign up").click()
@@ -60,8 +65,7 @@ def test_customer_signs_up_then_picks_a_store_in_the_wallet(page, live_server, s
     assert persona.push_consent == "opted_in"
 
 
-def test_customer_deletes_their_data_on_the_public_page(page, live_server, shot,
-                                                        transactional_db):
+def test_customer_deletes_their_data_on_the_public_page(page, live_server, shot, transactional_db):
     from tests.personas.factories import PersonaFactory
 
     LocmemBackend.outbox.clear()

@@ -1,0 +1,150 @@
+"""Merge and unmerge pages: the merge slide-out, unmerge, possible duplicates, merge: lookups."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_http_methods, require_POST
+
+from . import selectors
+from .models import MergeRecord, Persona, PersonaStatus
+from .roles import Cap, require_cap
+from .services import merge as merge_service
+from .services.changes import Actor
+from .views import _drawer, _is_partial
+
+
+def merge_lookup_redirect(request: HttpRequest, raw: str) -> HttpResponse:
+    try:
+        found, survivor = merge_service.merge_lookup(raw)
+    except ValidationError:
+        found = survivor = None
+    if survivor is None:
+        messages.info(request, "No merged persona has that phone number or email.")
+        return redirect("personas:list")
+    messages.info(
+        request,
+        format_html(
+            "{} was merged into this persona{}.",
+            found.display_name,
+            "" if found.merged_into_id == survivor.pk else " (through a chain of merges)",
+        ),
+    )
+    return redirect("personas:detail", pk=survivor.pk)
+
+
+@require_cap(Cap.MERGE)
+@require_http_methods(["GET", "POST"])
+def persona_merge(request: HttpRequest, pk: int) -> HttpResponse:
+    persona = selectors.persona_for_staff(user=request.user, pk=pk)
+    data = request.POST if request.method == "POST" else request.GET
+    other = None
+    other_id = data.get("other", "")
+    if other_id.isdigit() and int(other_id) != persona.pk:
+        other = (
+            selectors.visible_personas(request.user)
+            .exclude(status__in=[PersonaStatus.ERASED, PersonaStatus.MERGED])
+            .filter(pk=int(other_id))
+            .first()
+        )
+    if request.method == "POST" and other is not None and data.get("confirm"):
+        survivor, merged = (
+            (other, persona)
+            if data.get("survivor") == str(other.pk)
+            else (
+                persona,
+                other,
+            )
+        )
+        choices = {
+            key.removeprefix("choice_"): "merged" if value == str(merged.pk) else "survivor"
+            for key, value in data.items()
+            if key.startswith("choice_")
+        }
+        try:
+            merge_service.merge(
+                survivor.pk, merged.pk, actor=Actor.staff(request.user), choices=choices
+            )
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(
+                request,
+                f"Merged {merged.display_name} into {survivor.display_name}. "
+                "You can undo it from the Activity tab.",
+            )
+            if _is_partial(request):
+                response = HttpResponse(status=204)
+                response["HX-Redirect"] = reverse("personas:detail", args=[survivor.pk])
+                return response
+            return redirect("personas:detail", pk=survivor.pk)
+    q = (data.get("q") or "").strip()[:200]
+    candidates = []
+    if q and other is None:
+        search = selectors.search_candidates(user=request.user, query=q)
+        ids = [i for i in (search.ids or []) if i != persona.pk][:10]
+        candidates = list(Persona.objects.filter(pk__in=ids))
+    context = {"persona": persona, "other": other, "q": q, "candidates": candidates}
+    if other is not None:
+        survivor_id = data.get("survivor")
+        survivor, merged = (other, persona) if survivor_id == str(other.pk) else (persona, other)
+        choices = {
+            key.removeprefix("choice_"): "merged" if value == str(merged.pk) else "survivor"
+            for key, value in data.items()
+            if key.startswith("choice_")
+        }
+        context["preview"] = merge_service.preview(survivor, merged, choices)
+        context["survivor"] = survivor
+        context["merged"] = merged
+    return _drawer(
+        request,
+        title="Merge personas",
+        body="personas/merge/_merge.html",
+        context=context,
+        close_url=persona.get_absolute_url(),
+    )
+
+
+@require_cap(Cap.MERGE)
+@require_POST
+def merge_undo(request: HttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(MergeRecord, pk=pk)
+    selectors.persona_for_staff(user=request.user, pk=record.survivor_id)
+    try:
+        merge_service.unmerge(record.pk, actor=Actor.staff(request.user))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(
+            request,
+            f"Unmerged: {record.merged.display_name} is back as it was before the merge.",
+        )
+    return redirect("personas:detail_tab", pk=record.survivor_id, tab="activity")
+
+
+@require_cap(Cap.MERGE)
+@require_http_methods(["GET"])
+def duplicates(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "personas/merge/duplicates.html",
+        {"candidates": merge_service.duplicate_candidates()},
+    )
+
+
+@require_cap(Cap.MERGE)
+@require_POST
+def not_duplicate(request: HttpRequest) -> HttpResponse:
+    a, b = request.POST.get("a", ""), request.POST.get("b", "")
+    if a.isdigit() and b.isdigit() and a != b:
+        for pid in (int(a), int(b)):
+            selectors.persona_for_staff(user=request.user, pk=pid)
+        merge_service.not_duplicate(int(a), int(b), user=request.user)
+        messages.success(request, "Noted: these two are different customers.")
+    else:
+        messages.error(request, "That pair was not understood; nothing changed.")
+    return redirect(request.POST.get("next") or reverse("personas:duplicates"))
