@@ -69,6 +69,23 @@ def quiet_until(persona: Persona, now: dt.datetime) -> dt.datetime | None:
     return wake
 
 
+def queue_text(persona: Persona, *, channel: str, body: str) -> OutboundMessage:
+    """A marketing message with its own body (flows): consent is checked again at delivery."""
+    from ..tasks import send_outbound_message
+
+    to = persona.phone if channel == "text" else (persona.email or "")
+    message = OutboundMessage.objects.create(
+        persona=persona,
+        channel=channel,
+        template="flow",
+        to=to or "",
+        body=body[:1600],
+        transactional=False,
+    )
+    transaction.on_commit(lambda: send_outbound_message.enqueue(message.pk))
+    return message
+
+
 def deliver(message_id: int) -> str:
     """Send one queued message once. Safe to retry: only a QUEUED message is ever sent."""
     with transaction.atomic():

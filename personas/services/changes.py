@@ -766,6 +766,52 @@ def _audit(plan: Plan, actor: Actor, action: str, note: str, now: dt.datetime) -
     )
 
 
+@dataclass(frozen=True)
+class ChangeNotice:
+    """What other apps hear after a change commits (flows use it for their triggers)."""
+
+    persona_id: int
+    created: bool
+    changes: dict[str, Any]
+    actor_kind: str
+    entry_source: str
+    signup_form_id: int | None
+    import_job_id: int | None
+
+
+ChangeHook = Any  # Callable[[list[ChangeNotice]], None]
+CHANGE_HOOKS: list[ChangeHook] = []
+
+
+def register_change_hook(hook: ChangeHook) -> None:
+    """personas imports no other app: they register here (from their AppConfig.ready)."""
+    if hook not in CHANGE_HOOKS:
+        CHANGE_HOOKS.append(hook)
+
+
+def _notify(plans: Sequence[Plan], actors: Sequence[Actor], *, created: bool) -> None:
+    if not CHANGE_HOOKS or not plans:
+        return
+    notices = [
+        ChangeNotice(
+            persona_id=plan.persona.pk,
+            created=created,
+            changes=plan.changes,
+            actor_kind=actor.kind,
+            entry_source=plan.persona.entry_source,
+            signup_form_id=plan.persona.signup_form_id,
+            import_job_id=plan.persona.import_job_id,
+        )
+        for plan, actor in zip(plans, actors, strict=True)
+    ]
+
+    def run() -> None:
+        for hook in CHANGE_HOOKS:
+            hook(notices)
+
+    transaction.on_commit(run)
+
+
 def _queue_messages(plans: Iterable[Plan]) -> None:
     from .. import messaging
 
@@ -822,6 +868,7 @@ def create(
             event = _audit(plan, actor, "created", changeset.note, now)
             _write_related([plan], [event])
             _queue_messages([plan])
+            _notify([plan], [actor], created=True)
     except IntegrityError as exc:
         raise _integrity_to_duplicate(persona, exc) from exc
     return ChangeResult(persona, True, event, plan.attribute_ops)
@@ -842,6 +889,7 @@ def apply(persona: Persona | int, changeset: Changeset, actor: Actor) -> ChangeR
             event = _audit(plan, actor, changeset.action, changeset.note, now)
             _write_related([plan], [event])
             _queue_messages([plan])
+            _notify([plan], [actor], created=False)
     except IntegrityError as exc:
         target = persona if isinstance(persona, Persona) else Persona(pk=persona_id)
         raise _integrity_to_duplicate(target, exc) from exc
@@ -886,6 +934,7 @@ def _apply_many(
         ids = [pid for pid, _, _ in items]
         personas = {p.pk: p for p in Persona.objects.select_for_update().filter(pk__in=ids)}
         plans: list[Plan] = []
+        plan_actors: list[Actor] = []
         events: list[AuditEvent] = []
         dirty: set[str] = set()
         changed_personas: dict[int, Persona] = {}
@@ -914,6 +963,7 @@ def _apply_many(
                 persona.version += 1
                 dirty |= plan.dirty_fields
                 plans.append(plan)
+                plan_actors.append(actor)
                 events.append(_audit(plan, actor, changeset.action, changeset.note, now))
                 changed_personas[pid] = persona
         if changed_personas:
@@ -926,6 +976,7 @@ def _apply_many(
             )
             _write_related(plans, events)
             _queue_messages(plans)
+            _notify(plans, plan_actors, created=False)
     return outcomes
 
 
@@ -988,4 +1039,5 @@ def create_many(
         plans = [plan for _, plan, _, _ in written]
         _write_related(plans, events)
         _queue_messages(plans)
+        _notify(plans, [actor for _, _, actor, _ in written], created=True)
     return outcomes

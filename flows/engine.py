@@ -1,0 +1,693 @@
+"""The flow engine: enrolment, step execution, waits, test runs.
+
+Each step runs in its own transaction that holds the run's row lock: the step's effects on the
+persona (through the one mutation path), its log record and the run's next position commit
+together, so a worker that dies mid-step leaves the step undone and a retry runs it exactly
+once. Runs are advanced by coarse tasks (a batch of runs per task), never one task per persona.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from liquid import Environment
+from liquid.exceptions import LiquidError
+
+from personas import messaging
+from personas.models import AuditEvent, ConsentState, Persona, PersonaStatus
+from personas.normalize import normalize_email, try_phone
+from personas.services import changes
+from personas.services.changes import (
+    Actor,
+    AttributeOp,
+    ChangeError,
+    Changeset,
+    ConsentAction,
+    ConsentOp,
+)
+
+from .definition import SPLIT_OPERATORS, next_step
+from .models import Flow, FlowRun, FlowStepLog, FlowVersion
+
+STEP_LIMIT = 100
+STANDARD_TRAITS = {
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "email": "email",
+    "phone": "phone",
+    "birthday": "birthday",
+    "customer_id": "customer_id",
+}
+
+# ---------------------------------------------------------------------------------------------
+# Templating (python-liquid, sandboxed: no loader, so no file access; bounded loops and output)
+
+
+class _SandboxEnvironment(Environment):
+    loop_iteration_limit = 1000
+    output_stream_limit = 10_000
+    local_namespace_limit = 10_000
+    context_depth_limit = 10
+
+
+_ENV = _SandboxEnvironment()
+
+
+class TemplateError(Exception):
+    pass
+
+
+def render(template: Any, context: dict[str, Any]) -> str:
+    text = "" if template is None else str(template)
+    if "{" not in text:
+        return text
+    try:
+        return _ENV.from_string(text).render(**context)
+    except LiquidError as exc:
+        raise TemplateError(f"Template error in “{text[:60]}”: {exc}") from exc
+    except (RecursionError, MemoryError) as exc:
+        raise TemplateError(f"Template too complex: “{text[:60]}”") from exc
+
+
+def persona_data(p: Persona) -> dict[str, Any]:
+    return {
+        "id": str(p.pk),
+        "first_name": p.first_name,
+        "last_name": p.last_name,
+        "email": p.email or "",
+        "phone": p.phone or "",
+        "customer_id": p.customer_id or "",
+        "birthday": p.birthday.isoformat() if p.birthday else "",
+        "points": p.points_balance,
+        "loyalty_enrolled": p.loyalty_enrolled,
+        "attributes": dict(p.attributes or {}),
+        "consents": {c: p.consent(c) for c in ("text", "email", "voice", "push", "browser")},
+        **{f"attr_{k}": v for k, v in (p.attributes or {}).items()},
+    }
+
+
+def _context(run: FlowRun, persona: Persona, flow_name: str) -> dict[str, Any]:
+    data = persona_data(persona)
+    ctx = dict(run.context or {})
+    trigger = dict(ctx.get("trigger") or {})
+    trigger.setdefault("persona", data)
+    return {
+        "persona": data,
+        "trigger": trigger,
+        "widgets": ctx.get("widgets") or {},
+        "flow": {"name": flow_name, "run_id": run.pk, "version": run.version.number},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps
+
+
+@dataclass
+class StepResult:
+    event: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    wait_until: dt.datetime | None = None
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+def _visible(persona: Persona | None) -> bool:
+    return persona is not None and not persona.hidden and persona.status == PersonaStatus.ACTIVE
+
+
+def _step_persona_update(props, ctx, persona, actor, now) -> StepResult:
+    inputs = {"add": [], "set": [], "remove": [], "force_opt_out": []}
+    changeset = Changeset(action="flow: persona update")
+    for section in ("add", "set"):
+        for item in props.get(section, []) or []:
+            value = render(item.get("value", ""), ctx)
+            inputs[section].append({"key": item["key"], "value": value})
+            getattr(changeset, section).append(AttributeOp(item["key"], value))
+    for item in props.get("remove", []) or []:
+        key = item["key"] if isinstance(item, dict) else str(item)
+        inputs["remove"].append(key)
+        changeset.remove.append(key)
+    for channel in props.get("force_opt_out", []) or []:
+        inputs["force_opt_out"].append(channel)
+        changeset.consents.append(ConsentOp(channel, ConsentAction.FORCE_OPT_OUT))
+    result = changes.apply(persona, changeset, actor)
+    return StepResult(
+        "next",
+        inputs,
+        {"operations": result.attribute_ops},
+        changes=result.event.changes if result.event else {},
+    )
+
+
+def _find_persona(sid: str) -> Persona | None:
+    sid = sid.strip()
+    if sid.upper().startswith("PER"):
+        sid = sid[3:]
+    if not sid.isdigit():
+        return None
+    return Persona.objects.filter(pk=int(sid)).first()
+
+
+def _step_update_traits(props, ctx, persona, actor, now) -> StepResult:
+    sid = render(props.get("profile_connect_sid", ""), ctx).strip()
+    traits = [
+        {"key": t["key"], "value": render(t.get("value", ""), ctx)}
+        for t in props.get("traits", []) or []
+    ]
+    inputs = {"profile_connect_sid": sid, "traits": traits}
+    if props.get("profile_connector_instance"):
+        inputs["profile_connector_instance"] = props["profile_connector_instance"]
+    target = _find_persona(sid) if sid else None
+    if not _visible(target):
+        return StepResult("profileNotFound", inputs, error="" if sid else "Empty profile id.")
+    fields, attrs = {}, []
+    for t in traits:
+        if t["key"] in STANDARD_TRAITS:
+            fields[STANDARD_TRAITS[t["key"]]] = t["value"]
+        else:
+            attrs.append(AttributeOp(t["key"], t["value"]))
+    try:
+        result = changes.apply(
+            target,
+            Changeset(fields=fields, set=attrs, action="flow: update profile traits"),
+            actor,
+        )
+    except ChangeError as exc:
+        return StepResult("failed", inputs, error=" ".join(exc.messages)[:500])
+    return StepResult(
+        "profileUpdated",
+        inputs,
+        {"profileConnectSid": str(target.pk)},
+        changes=result.event.changes if result.event else {},
+    )
+
+
+def _step_look_up(props, ctx, persona, actor, now) -> StepResult:
+    raw = render(props.get("identifier", ""), ctx).strip()
+    inputs = {"identifier": raw}
+    if not raw:
+        return StepResult("profileNotFound", inputs, error="Empty identifier.")
+    found = None
+    if "@" in raw:
+        try:
+            email = normalize_email(raw)
+        except ValidationError:
+            return StepResult("failed", inputs, error="Not a valid email address.")
+        found = Persona.objects.filter(email=email, status=PersonaStatus.ACTIVE).first()
+    else:
+        phone = try_phone(raw)
+        if phone:
+            found = Persona.objects.filter(phone=phone, status=PersonaStatus.ACTIVE).first()
+        if found is None:
+            found = Persona.objects.filter(
+                Q(customer_id=raw) | Q(pk=int(raw) if raw.isdigit() and len(raw) < 12 else -1),
+                status=PersonaStatus.ACTIVE,
+            ).first()
+    if not _visible(found):
+        return StepResult("profileNotFound", inputs)
+    data = persona_data(found)
+    return StepResult(
+        "profileFound",
+        inputs,
+        {"ProfileData": {"profileConnectSid": str(found.pk), "traits": data, **data}},
+    )
+
+
+def _compare(op: str, value: str, arg: str) -> bool:
+    if op == "is_empty":
+        return value.strip() == ""
+    if op == "is_not_empty":
+        return value.strip() != ""
+    if op == "equal_to":
+        return value.strip().lower() == arg.strip().lower()
+    if op == "not_equal_to":
+        return value.strip().lower() != arg.strip().lower()
+    if op == "contains":
+        return arg.strip().lower() in value.lower()
+    if op == "in_list":
+        return value.strip().lower() in {a.strip().lower() for a in arg.split(",")}
+    try:
+        a, b = float(value), float(arg)
+    except ValueError:
+        return False
+    return a > b if op == "greater_than" else a < b
+
+
+def _step_split(props, ctx, persona, actor, now) -> StepResult:
+    value = render(props.get("input", ""), ctx)
+    inputs = {"input": value}
+    for i, cond in enumerate(props.get("conditions", []) or [], start=1):
+        arg = render(cond.get("value", ""), ctx)
+        if _compare(cond.get("operator", ""), value, arg):
+            label = f"{SPLIT_OPERATORS.get(cond.get('operator'), '?')} {arg}".strip()
+            return StepResult(f"match_{i}", inputs, {"matched": label})
+    return StepResult("noMatch", inputs)
+
+
+def _step_wait(props, ctx, persona, actor, now, run=None, name="") -> StepResult:
+    waiting = (run.context or {}).get("_waiting") if run else None
+    if waiting and waiting.get("step") == name:
+        return StepResult("next", {"waited_until": waiting.get("until")})
+    if "until_time" in props:
+        store = persona.favorite_store
+        zone = ZoneInfo(store.time_zone if store else settings.PERSONAS_DEFAULT_TIME_ZONE)
+        local = now.astimezone(zone)
+        hour, minute = (int(x) for x in str(props["until_time"]).split(":"))
+        until = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if until <= local:
+            until += dt.timedelta(days=1)
+    else:
+        amount = int(props.get("amount", 1))
+        until = now + dt.timedelta(**{props.get("unit", "minutes"): amount})
+    return StepResult("", {"until": until.isoformat()}, wait_until=until)
+
+
+def _step_send(props, ctx, persona, actor, now) -> StepResult:
+    channel = props.get("channel", "text")
+    body = render(props.get("body", ""), ctx)
+    inputs = {"channel": channel, "body": body}
+    if persona.consent(channel) != ConsentState.OPTED_IN or not (
+        persona.phone if channel == "text" else persona.email
+    ):
+        return StepResult("suppressed", inputs, {"reason": f"No {channel} consent or address."})
+    try:
+        message = messaging.queue_text(persona, channel=channel, body=body)
+    except Exception as exc:  # noqa: BLE001 - recorded and followed as "failed"
+        return StepResult("failed", inputs, error=type(exc).__name__)
+    return StepResult("sent", inputs, {"message_id": message.pk})
+
+
+EXECUTORS = {
+    "persona-update": _step_persona_update,
+    "update-profile-traits": _step_update_traits,
+    "look-up-profile": _step_look_up,
+    "split-based-on": _step_split,
+    "send-message": _step_send,
+}
+
+
+def execute(state: dict, run: FlowRun, persona: Persona, flow_name: str, now) -> StepResult:
+    ctx = _context(run, persona, flow_name)
+    actor = Actor.flow_step(flow_name, run.pk or 0, state["name"])
+    props = state.get("properties") or {}
+    try:
+        if state["type"] == "wait":
+            return _step_wait(props, ctx, persona, actor, now, run=run, name=state["name"])
+        return EXECUTORS[state["type"]](props, ctx, persona, actor, now)
+    except TemplateError as exc:
+        return StepResult("failed", error=str(exc)[:500])
+    except ChangeError as exc:
+        return StepResult("failed", error=" ".join(exc.messages)[:500])
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+
+def _states(version: FlowVersion) -> dict[str, dict]:
+    return {s["name"]: s for s in version.definition.get("states", [])}
+
+
+def _finish(run: FlowRun, status: str, now, error: str = "") -> None:
+    run.status = status
+    run.finished_at = now
+    run.error = error[:500]
+    run.wake_at = None
+
+
+def step_once(run_id: int, *, now: dt.datetime | None = None) -> bool:
+    """Run the run's current step (one transaction). False when the run cannot go on now."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        run = (
+            FlowRun.objects.select_for_update(skip_locked=True)
+            .select_related("version", "flow")
+            .filter(pk=run_id, status__in=[FlowRun.Status.RUNNING, FlowRun.Status.WAITING])
+            .first()
+        )
+        if run is None:
+            return False
+        if run.status == FlowRun.Status.WAITING and run.wake_at and run.wake_at > now:
+            return False
+        persona = Persona.objects.select_related("favorite_store").get(pk=run.persona_id)
+        if not _visible(persona):
+            _finish(
+                run,
+                FlowRun.Status.STOPPED,
+                now,
+                "The persona left the flow (archived, merged, erased or hidden by privacy rules).",
+            )
+            run.save()
+            return False
+        states = _states(run.version)
+        state = states.get(run.current_state)
+        if state is None:
+            _finish(run, FlowRun.Status.FAILED, now, f"Step “{run.current_state}” is missing.")
+            run.save()
+            return False
+        if run.steps_taken >= STEP_LIMIT:
+            _finish(
+                run,
+                FlowRun.Status.FAILED,
+                now,
+                f"Stopped after {STEP_LIMIT} steps: the flow loops.",
+            )
+            run.save()
+            return False
+        started = timezone.now()
+        result = execute(state, run, persona, run.flow.name, now)
+        if result.wait_until is not None:
+            run.status = FlowRun.Status.WAITING
+            run.wake_at = result.wait_until
+            run.context = {
+                **run.context,
+                "_waiting": {"step": state["name"], "until": result.inputs["until"]},
+            }
+            run.save()
+            FlowStepLog.objects.create(
+                run=run,
+                step=state["name"],
+                step_type=state["type"],
+                started_at=started,
+                finished_at=timezone.now(),
+                inputs=result.inputs,
+                outputs={},
+                event="waiting",
+            )
+            wake = result.wait_until
+            transaction.on_commit(lambda: _schedule_wake(wake))
+            return False
+        target = next_step(state, result.event)
+        widgets = dict(run.context.get("widgets") or {})
+        widgets[state["name"]] = result.outputs
+        context = {k: v for k, v in run.context.items() if k != "_waiting"}
+        context["widgets"] = widgets
+        run.context = json.loads(json.dumps(context, default=str))
+        run.steps_taken += 1
+        FlowStepLog.objects.create(
+            run=run,
+            step=state["name"],
+            step_type=state["type"],
+            started_at=started,
+            finished_at=timezone.now(),
+            inputs=_jsonable(result.inputs),
+            outputs=_jsonable(
+                {**result.outputs, **({"changes": result.changes} if result.changes else {})}
+            ),
+            event=result.event,
+            next_step=target or "",
+            error=result.error,
+        )
+        if target is None:
+            failed = result.event == "failed" and result.error and not _has(state, "failed")
+            _finish(
+                run,
+                FlowRun.Status.FAILED if failed else FlowRun.Status.COMPLETED,
+                now,
+                result.error if failed else "",
+            )
+        else:
+            run.current_state = target
+            run.status = FlowRun.Status.RUNNING
+            run.wake_at = None
+        run.save()
+        return run.status == FlowRun.Status.RUNNING
+
+
+def _has(state: dict, event: str) -> bool:
+    return any(t.get("event") == event for t in state.get("transitions", []) or [])
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def advance(run_id: int, *, now: dt.datetime | None = None) -> None:
+    while step_once(run_id, now=now):
+        pass
+
+
+def advance_many(run_ids: Iterable[int], *, now: dt.datetime | None = None) -> None:
+    for run_id in run_ids:
+        advance(run_id, now=now)
+
+
+def resume_due(*, now: dt.datetime | None = None) -> int:
+    """Wake the waiting runs whose time has come (called by the scheduled wake task)."""
+    now = now or timezone.now()
+    due = list(
+        FlowRun.objects.filter(status=FlowRun.Status.WAITING, wake_at__lte=now)
+        .order_by("wake_at")
+        .values_list("pk", flat=True)[:5000]
+    )
+    advance_many(due, now=now)
+    return len(due)
+
+
+def _schedule_wake(when: dt.datetime) -> None:
+    from .tasks import wake_runs
+
+    wake_runs.using(run_after=when).enqueue()
+
+
+# ---------------------------------------------------------------------------------------------
+# Enrolment
+
+
+def enroll(
+    flow: Flow,
+    persona_ids: Iterable[int],
+    *,
+    trigger: dict[str, Any] | None = None,
+    run_now: bool = False,
+) -> list[int]:
+    """Start runs of the flow's published version for these personas (background by default).
+
+    Blocklisted (hidden), erased, merged and archived personas are never enrolled; with the
+    "once" re-entry policy a persona already enrolled is skipped.
+    """
+    version = flow.current_version
+    if version is None or flow.status != Flow.Status.ACTIVE:
+        return []
+    ids = list(dict.fromkeys(persona_ids))
+    eligible = set(
+        Persona.objects.filter(pk__in=ids, hidden=False, status=PersonaStatus.ACTIVE).values_list(
+            "pk", flat=True
+        )
+    )
+    if version.reentry == Flow.Reentry.ONCE:
+        eligible -= set(
+            FlowRun.objects.filter(flow=flow, persona_id__in=eligible, dry_run=False).values_list(
+                "persona_id", flat=True
+            )
+        )
+    initial = version.definition.get("initial_state", "")
+    runs = FlowRun.objects.bulk_create(
+        [
+            FlowRun(
+                flow=flow,
+                version=version,
+                persona_id=pid,
+                current_state=initial,
+                context={"trigger": trigger or {"type": "manual"}},
+            )
+            for pid in ids
+            if pid in eligible
+        ],
+        batch_size=500,
+    )
+    run_ids = [r.pk for r in runs]
+    if run_now:
+        advance_many(run_ids)
+    elif run_ids:
+        from .tasks import run_flow_batch
+
+        for start in range(0, len(run_ids), 500):
+            chunk = run_ids[start : start + 500]
+            transaction.on_commit(lambda chunk=chunk: run_flow_batch.enqueue(chunk))
+    return run_ids
+
+
+_ACTIVE_CACHE: dict[str, Any] = {"at": 0.0, "flows": []}
+
+
+def _active_flows() -> list[Flow]:
+    if time.monotonic() - _ACTIVE_CACHE["at"] > 2:
+        _ACTIVE_CACHE["flows"] = list(
+            Flow.objects.filter(status=Flow.Status.ACTIVE, current_version__isnull=False)
+            .exclude(trigger__type="manual")
+            .select_related("current_version")
+        )
+        _ACTIVE_CACHE["at"] = time.monotonic()
+    return _ACTIVE_CACHE["flows"]
+
+
+def forget_active_flows() -> None:
+    _ACTIVE_CACHE["at"] = 0.0
+
+
+def _matches(trigger: dict, notice: changes.ChangeNotice) -> dict | None:
+    kind = trigger.get("type")
+    if notice.actor_kind == "flow" and kind != "persona_created":
+        return None  # a flow's own changes do not start other flows (no cascades)
+    if kind == "persona_created" and notice.created:
+        source = trigger.get("source") or ""
+        if source and source != notice.entry_source:
+            return None
+        form = trigger.get("signup_form_id")
+        if form and int(form) != (notice.signup_form_id or 0):
+            return None
+        return {"type": "persona_created", "source": notice.entry_source}
+    if kind == "attribute_changed":
+        key = f"attr:{trigger.get('key', '')}"
+        change = notice.changes.get(key)
+        if change is None:
+            return None
+        wanted = trigger.get("value")
+        if wanted not in (None, "") and str(change.get("after")) != str(wanted):
+            return None
+        return {"type": "attribute_changed", "key": trigger.get("key"), **change}
+    if kind == "consent_changed":
+        for key, change in notice.changes.items():
+            if not key.startswith("consent:"):
+                continue
+            channel = key[8:]
+            if trigger.get("channel") and trigger["channel"] != channel:
+                continue
+            if trigger.get("state") and trigger["state"] != change.get("after"):
+                continue
+            return {"type": "consent_changed", "channel": channel, **change}
+    if kind == "purchase" and "points_balance" in notice.changes:
+        change = notice.changes["points_balance"]
+        if (change.get("after") or 0) > (change.get("before") or 0):
+            return {"type": "purchase", **change}
+    return None
+
+
+def on_persona_changes(notices: list[changes.ChangeNotice]) -> None:
+    """The personas change hook: enrol personas into active flows whose trigger matches."""
+    flows = _active_flows()
+    if not flows:
+        return
+    for flow in flows:
+        trigger = flow.current_version.trigger or {}
+        matched: dict[int, dict] = {}
+        for notice in notices:
+            data = _matches(trigger, notice)
+            if data is not None:
+                matched.setdefault(notice.persona_id, data)
+        if matched:
+            with transaction.atomic():
+                for pid, data in matched.items():
+                    enroll(flow, [pid], trigger=data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Test run: everything a real run would do, rolled back
+
+
+class _Rollback(Exception):
+    pass
+
+
+@dataclass
+class TestStep:
+    step: str
+    step_type: str
+    event: str
+    next_step: str
+    inputs: dict
+    outputs: dict
+    changes: dict
+    error: str
+
+
+def test_run(version_or_flow: Flow, persona: Persona) -> tuple[list[TestStep], str]:
+    """Which steps would run, which transitions they would take and exactly which attributes
+    and consents would change — computed by running the flow and rolling everything back."""
+    flow = version_or_flow
+    definition = flow.definition
+    steps: list[TestStep] = []
+    outcome = ""
+    states = {s["name"]: s for s in definition.get("states", [])}
+    try:
+        with transaction.atomic():
+            version = FlowVersion.objects.create(
+                flow=flow,
+                number=999_999_999,
+                definition=definition,
+                trigger=flow.trigger,
+            )
+            run = FlowRun.objects.create(
+                flow=flow,
+                version=version,
+                persona=persona,
+                dry_run=True,
+                current_state=definition.get("initial_state", ""),
+                context={"trigger": {"type": "test run"}},
+            )
+            now = timezone.now()
+            for _ in range(STEP_LIMIT):
+                run.refresh_from_db()
+                state = states.get(run.current_state)
+                if state is None or run.status not in ("running",):
+                    break
+                if state["type"] == "wait":
+                    # A test run does not wait: it notes the wait and goes on.
+                    result = _step_wait(state.get("properties") or {}, {}, persona, None, now)
+                    target = next_step(state, "next")
+                    steps.append(
+                        TestStep(
+                            state["name"],
+                            "wait",
+                            "next",
+                            target or "",
+                            {"would wait until": result.inputs["until"]},
+                            {},
+                            {},
+                            "",
+                        )
+                    )
+                    if target is None:
+                        outcome = "completed"
+                        break
+                    FlowRun.objects.filter(pk=run.pk).update(current_state=target)
+                    continue
+                step_once(run.pk, now=now)
+                log = FlowStepLog.objects.filter(run=run).order_by("-id").first()
+                changes_made = (log.outputs or {}).get("changes", {}) if log else {}
+                steps.append(
+                    TestStep(
+                        log.step,
+                        log.step_type,
+                        log.event,
+                        log.next_step,
+                        log.inputs,
+                        log.outputs,
+                        changes_made,
+                        log.error,
+                    )
+                )
+            run.refresh_from_db()
+            outcome = outcome or run.status
+            raise _Rollback
+    except _Rollback:
+        pass
+    return steps, outcome
+
+
+def audit_for_run(run: FlowRun) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(actor_kind="flow", actor_ref__run=run.pk))
