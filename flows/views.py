@@ -1,9 +1,346 @@
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+"""The flows editor, runs and logs. Views parse, call a service, render."""
 
-from personas.roles import Cap, require_cap
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from personas import selectors
+from personas.forms import ListFilterForm
+from personas.roles import Cap, has_cap, require_cap
+from personas.views import _drawer, _is_partial
+
+from . import engine, services
+from .definition import STEP_TYPES, validate, warnings
+from .diagram import layout
+from .forms import AddStepForm, FlowForm, ImportForm, StepForm
+from .models import Flow, FlowRun
+from .tasks import enroll_matching
+
+
+def _flow(pk: int) -> Flow:
+    return get_object_or_404(Flow.objects.select_related("current_version"), pk=pk)
+
+
+def _close_and_reload(request: HttpRequest, url: str) -> HttpResponse:
+    if _is_partial(request):
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)
 
 
 @require_cap(Cap.VIEW_FLOWS)
+@require_http_methods(["GET"])
 def flow_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "flows/flow_list.html")
+    flows = Flow.objects.select_related("current_version").annotate(
+        run_count=Count("runs", filter=Q(runs__dry_run=False)),
+        active_runs=Count("runs", filter=Q(runs__status__in=["running", "waiting"])),
+    )
+    return render(request, "flows/flow_list.html", {"flows": flows, "section": "flows"})
+
+
+@require_cap(Cap.EDIT_FLOWS)
+@require_http_methods(["GET", "POST"])
+def flow_new(request: HttpRequest) -> HttpResponse:
+    form = FlowForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            flow = services.create_flow(
+                name=form.cleaned_data["name"],
+                trigger=form.trigger(),
+                reentry=form.cleaned_data["reentry"],
+                user=request.user,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc.messages[0])
+        else:
+            messages.success(request, f"Flow “{flow.name}” created. Add its first step.")
+            return redirect(flow)
+    return render(request, "flows/flow_new.html", {"form": form, "section": "flows"})
+
+
+@require_cap(Cap.VIEW_FLOWS)
+@require_http_methods(["GET"])
+def flow_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    flow = _flow(pk)
+    problems = validate(flow.definition)
+    states = flow.definition.get("states", [])
+    context = {
+        "flow": flow,
+        "section": "flows",
+        "problems": problems if states else [],
+        "diagram": layout(flow.definition, problems),
+        "states": states,
+        "step_types": STEP_TYPES,
+        "can_edit": has_cap(request.user, Cap.EDIT_FLOWS),
+        "versions": flow.versions.all()[:10],
+        "runs": flow.runs.filter(dry_run=False).select_related("persona")[:20],
+        "trigger_label": services.TRIGGER_TYPES.get(flow.trigger.get("type"), "?"),
+        "draft_differs": bool(
+            flow.current_version and flow.current_version.definition != flow.definition
+        ),
+    }
+    return render(request, "flows/flow_detail.html", context)
+
+
+@require_cap(Cap.EDIT_FLOWS)
+@require_http_methods(["GET", "POST"])
+def step_add(request: HttpRequest, pk: int) -> HttpResponse:
+    flow = _flow(pk)
+    form = AddStepForm(request.POST if request.method == "POST" else request.GET or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            state = services.add_step(
+                flow,
+                step_type=form.cleaned_data["step_type"],
+                name=form.cleaned_data["name"],
+                after=request.POST.get("after", ""),
+                event=request.POST.get("event", ""),
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc.messages[0])
+        else:
+            messages.success(request, f"Step “{state['name']}” added: set it up.")
+            return _close_and_reload(
+                request, reverse("flows:step_edit", args=[flow.pk, state["name"]])
+            )
+    return _drawer(
+        request,
+        title="Add a step",
+        body="flows/_add_step.html",
+        context={"form": form, "flow": flow},
+        close_url=flow.get_absolute_url(),
+    )
+
+
+@require_cap(Cap.EDIT_FLOWS)
+@require_http_methods(["GET", "POST"])
+def step_edit(request: HttpRequest, pk: int, name: str) -> HttpResponse:
+    flow = _flow(pk)
+    state = next((s for s in flow.definition.get("states", []) if s["name"] == name), None)
+    if state is None:
+        messages.error(request, "That step no longer exists.")
+        return redirect(flow)
+    names = [s["name"] for s in flow.definition.get("states", [])]
+    form = StepForm(
+        request.POST if request.method == "POST" else None, state=state, step_names=names
+    )
+    if request.method == "POST":
+        if "delete" in request.POST:
+            services.delete_step(flow, name)
+            messages.success(request, f"Step “{name}” deleted.")
+            return _close_and_reload(request, flow.get_absolute_url())
+        if "first" in request.POST:
+            services.set_first_step(flow, name)
+            messages.success(request, f"The flow now starts at “{name}”.")
+            return _close_and_reload(request, flow.get_absolute_url())
+        if form.is_valid():
+            try:
+                services.update_step(
+                    flow,
+                    name,
+                    properties=form.properties(),
+                    transitions=form.transitions(),
+                    new_name=form.cleaned_data["name"].strip(),
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc.messages[0])
+            else:
+                flow.refresh_from_db()
+                problems = [
+                    p
+                    for p in validate(flow.definition)
+                    if f"“{form.cleaned_data['name'].strip()}”" in p
+                ]
+                if problems:
+                    messages.warning(request, "Saved, with problems to fix: " + " ".join(problems))
+                else:
+                    messages.success(request, f"Step “{form.cleaned_data['name']}” saved.")
+                return _close_and_reload(request, flow.get_absolute_url())
+    meta = STEP_TYPES.get(state["type"], {})
+    return _drawer(
+        request,
+        title=f"{meta.get('label', state['type'])}: {name}",
+        body="flows/_step_form.html",
+        context={
+            "form": form,
+            "flow": flow,
+            "state": state,
+            "meta": meta,
+            "warnings": warnings(state),
+            "problems": [p for p in validate(flow.definition) if f"“{name}”" in p],
+        },
+        close_url=flow.get_absolute_url(),
+    )
+
+
+def _status_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    flow = _flow(pk)
+    try:
+        if action == "publish":
+            version = services.publish(flow, user=request.user)
+            messages.success(
+                request,
+                f"Published version {version.number}. New runs use it; "
+                "running ones keep their version.",
+            )
+        else:
+            target = {
+                "pause": Flow.Status.PAUSED,
+                "resume": Flow.Status.ACTIVE,
+                "archive": Flow.Status.ARCHIVED,
+            }[action]
+            services.set_status(flow, target)
+            messages.success(request, f"Flow {flow.get_status_display().lower()}.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect(flow)
+
+
+@require_cap(Cap.EDIT_FLOWS)
+@require_POST
+def flow_publish(request: HttpRequest, pk: int) -> HttpResponse:
+    return _status_action(request, pk, "publish")
+
+
+@require_cap(Cap.EDIT_FLOWS)
+@require_POST
+def flow_pause(request: HttpRequest, pk: int) -> HttpResponse:
+    return _status_action(request, pk, "pause")
+
+
+@require_cap(Cap.EDIT_FLOWS)
+@require_POST
+def flow_resume(request: HttpRequest, pk: int) -> HttpResponse:
+    return _status_action(request, pk, "resume")
+
+
+@require_cap(Cap.EDIT_FLOWS)
+@require_POST
+def flow_archive(request: HttpRequest, pk: int) -> HttpResponse:
+    return _status_action(request, pk, "archive")
+
+
+@require_cap(Cap.EDIT_FLOWS)
+@require_http_methods(["GET"])
+def flow_test(request: HttpRequest, pk: int) -> HttpResponse:
+    flow = _flow(pk)
+    q = (request.GET.get("q") or "").strip()[:200]
+    persona_id = request.GET.get("persona", "")
+    candidates, steps, outcome, persona = [], [], "", None
+    if persona_id.isdigit():
+        persona = selectors.active_personas(request.user).filter(pk=int(persona_id)).first()
+    if persona is not None:
+        problems = validate(flow.definition)
+        if problems:
+            messages.error(request, "Fix the flow first: " + " ".join(problems))
+        else:
+            steps, outcome = engine.test_run(flow, persona)
+    elif q:
+        search = selectors.search_candidates(user=request.user, query=q)
+        ids = (search.ids or [])[:10]
+        candidates = list(selectors.active_personas(request.user).filter(pk__in=ids))
+    return _drawer(
+        request,
+        title="Test run",
+        body="flows/_test_run.html",
+        context={
+            "flow": flow,
+            "q": q,
+            "candidates": candidates,
+            "steps": steps,
+            "outcome": outcome,
+            "persona": persona,
+        },
+        close_url=flow.get_absolute_url(),
+    )
+
+
+@require_cap(Cap.VIEW_FLOWS)
+@require_http_methods(["GET"])
+def flow_runs(request: HttpRequest, pk: int) -> HttpResponse:
+    flow = _flow(pk)
+    runs = flow.runs.filter(dry_run=False).select_related("persona", "version")[:200]
+    return render(request, "flows/flow_runs.html", {"flow": flow, "runs": runs, "section": "flows"})
+
+
+@require_cap(Cap.VIEW_FLOWS)
+@require_http_methods(["GET"])
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(FlowRun.objects.select_related("flow", "version", "persona"), pk=pk)
+    selectors.persona_for_staff(user=request.user, pk=run.persona_id)  # hidden → 404
+    return render(
+        request, "flows/run_detail.html", {"run": run, "steps": run.steps.all(), "section": "flows"}
+    )
+
+
+@require_cap(Cap.VIEW_FLOWS)
+@require_http_methods(["GET"])
+def flow_export(request: HttpRequest, pk: int) -> HttpResponse:
+    flow = _flow(pk)
+    response = HttpResponse(services.export_json(flow), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="flow-{flow.pk}.json"'
+    return response
+
+
+@require_cap(Cap.EDIT_FLOWS)
+@require_http_methods(["GET", "POST"])
+def flow_import(request: HttpRequest) -> HttpResponse:
+    form = ImportForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            flow = services.import_json(form.cleaned_data["definition"], user=request.user)
+        except ValidationError as exc:
+            for message in exc.messages:
+                form.add_error("definition", message)
+        else:
+            messages.success(request, f"Imported “{flow.name}” as a draft.")
+            return redirect(flow)
+    return render(request, "flows/flow_import.html", {"form": form, "section": "flows"})
+
+
+@require_cap(Cap.EDIT_FLOWS)
+@require_POST
+def enroll_persona(request: HttpRequest, persona_pk: int) -> HttpResponse:
+    persona = selectors.persona_for_staff(user=request.user, pk=persona_pk)
+    flow_id = request.POST.get("flow", "")
+    flow = Flow.objects.filter(pk=int(flow_id)).first() if flow_id.isdigit() else None
+    if flow is None:
+        messages.error(request, "Choose a flow.")
+    else:
+        try:
+            services.enroll_persona(flow, persona)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, f"{persona.display_name} enrolled in “{flow.name}”.")
+    return redirect("personas:detail_tab", pk=persona.pk, tab="flows")
+
+
+@require_cap(Cap.EDIT_FLOWS)
+@require_POST
+def enroll_list(request: HttpRequest, pk: int) -> HttpResponse:
+    """Every persona matching the personas-list search and filters, in the background."""
+    flow = _flow(pk)
+    if flow.status != Flow.Status.ACTIVE:
+        messages.error(request, "Only an active flow can enrol personas.")
+        return redirect(flow)
+    lq = ListFilterForm(request.POST).to_query()
+    ids = list(
+        selectors.filtered_personas(user=request.user, lq=lq)
+        .order_by("id")
+        .values_list("id", flat=True)[:200_000]
+    )
+    enroll_matching.enqueue(flow.pk, ids)
+    messages.success(
+        request,
+        f"Enrolling {len(ids):,} personas in “{flow.name}” in the background; their "
+        "runs appear below as they start.",
+    )
+    return redirect(flow)

@@ -9,7 +9,7 @@ urlpatterns = [
     path("personas/archived/", views.archived_list, name="archived"),
     path("personas/<int:pk>/", views.persona_detail, name="detail"),
     re_path(
-        r"^personas/(?P<pk>[0-9]+)/(?P<tab>points|purchases|activity)/$",
+        r"^personas/(?P<pk>[0-9]+)/(?P<tab>points|purchases|activity|flows)/$",
         views.persona_detail,
         name="detail_tab",
     ),

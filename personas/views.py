@@ -30,7 +30,7 @@ from .forms import (
     seen_snapshot,
 )
 from .models import AuditEvent, Channel, ConsentState, MergeRecord, PointsEntry, SignupForm, Store
-from .roles import Cap, require_cap
+from .roles import Cap, has_cap, require_cap
 from .services import changes
 from .services.changes import (
     Actor,
@@ -46,6 +46,7 @@ TABS = {
     "points": "Points",
     "purchases": "Purchases",
     "activity": "Activity",
+    "flows": "Flows",
 }
 
 
@@ -200,6 +201,16 @@ def persona_detail(request: HttpRequest, pk: int, tab: str = "general") -> HttpR
         context["points_summary"] = selectors.points_summary(persona)
     elif tab == "purchases":
         context["purchases"] = list(persona.purchases.select_related("store")[:200])
+    elif tab == "flows":
+        context["flow_runs"] = list(
+            persona.flow_runs.filter(dry_run=False).select_related("flow", "version")[:100]
+        )
+        if has_cap(request.user, Cap.EDIT_FLOWS):
+            from django.apps import apps
+
+            context["enrollable_flows"] = list(
+                apps.get_model("flows", "Flow").objects.filter(status="active")
+            )
     elif tab == "activity":
         context["events"] = list(
             AuditEvent.objects.filter(persona=persona).select_related("actor_user")[:200]

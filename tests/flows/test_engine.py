@@ -55,7 +55,7 @@ DESIGN_EXAMPLE = {
             "name": "update_traits",
             "type": "update-profile-traits",
             "properties": {
-                "profile_connect_sid": "{{widgets.look_up_profile_1.ProfileData.profileConnectSid}}",
+                "profile_connect_sid": "{{widgets.look_up_profile_1.ProfileData.profileConnectSid}}",  # noqa: E501
                 "traits": [{"key": "callback_number", "value": "{{trigger.persona.phone}}"}],
             },
             "transitions": [

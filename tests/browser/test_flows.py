@@ -1,0 +1,94 @@
+"""Flows in a real browser: build a two-step flow triggered by a signup form, test it on a
+persona, publish it, see a new signup go through it and read the run log."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from playwright.sync_api import expect
+
+from flows.models import Flow, FlowRun
+from personas.models import Persona
+from tests.personas.factories import PersonaFactory, SignupFormFactory
+
+pytestmark = pytest.mark.browser
+
+
+def test_marketing_builds_tests_publishes_and_reads_a_run(page, live_server, login, shot):
+    form = SignupFormFactory(name="Harbor tablet", slug="harbor-tablet")
+    tester = PersonaFactory(
+        first_name="Tess",
+        phone="+12025550171",
+        attributes={"temp_flag": "1"},
+        voice_consent="opted_in",
+    )
+    login(page, "Marketing")
+    page.get_by_role("link", name="Flows").first.click()
+    page.get_by_role("link", name="New flow").first.click()
+    page.get_by_label("Name").fill("Welcome VIP")
+    page.get_by_label("Starts when").select_option(label="Persona created")
+    page.get_by_label("Signup form (persona created)").select_option(label="Harbor tablet")
+    page.get_by_role("button", name="Create flow").click()
+    expect(page.get_by_role("heading", name="Welcome VIP")).to_be_visible()
+
+    # Step 1: a Persona Update node.
+    page.get_by_role("link", name="Add a step…").click()
+    drawer = page.get_by_role("dialog")
+    drawer.get_by_label("Step type").select_option(label="Persona Update")
+    drawer.get_by_label("Step name").fill("mark_vip")
+    drawer.get_by_role("button", name="Add step").click()
+    page.wait_for_url("**/steps/mark_vip/")
+    expect(page.get_by_text("Beta", exact=True)).to_be_visible()
+    page.get_by_label("Set custom attributes").fill("vip_status = true")
+    page.get_by_label("Delete custom attributes").fill("temp_flag")
+    page.get_by_label("Voice").check()
+    page.get_by_role("button", name="Save step").click()
+    page.wait_for_url(f"**/flows/{Flow.objects.get().pk}/")
+
+    # Step 2: Update Profile Traits, connected after the first.
+    flow = Flow.objects.get()
+    page.goto(f"{live_server.url}/flows/{flow.pk}/")
+    page.get_by_role("link", name="Add a step…").click()
+    drawer = page.get_by_role("dialog")
+    drawer.get_by_label("Step type").select_option(label="Update Profile Traits")
+    drawer.get_by_label("Step name").fill("update_traits")
+    drawer.get_by_role("button", name="Add step").click()
+    page.wait_for_url("**/steps/update_traits/")
+    page.get_by_label("Traits").fill("welcome_sent = {{persona.first_name}}")
+    page.get_by_role("button", name="Save step").click()
+    page.wait_for_url(f"**/flows/{flow.pk}/")
+    page.goto(f"{live_server.url}/flows/{flow.pk}/steps/mark_vip/")
+    page.get_by_label("On “next” go to").select_option("update_traits")
+    page.get_by_role("button", name="Save step").click()
+    page.wait_for_url(f"**/flows/{flow.pk}/")
+    expect(page.locator("svg.flow-diagram")).to_be_visible()
+    expect(page.locator("svg .edge-label", has_text="next")).to_be_visible()
+    shot(page, "flows-diagram")
+
+    # Test run on a persona: nothing is written.
+    page.get_by_role("link", name="Test run…").click()
+    drawer = page.get_by_role("dialog")
+    drawer.get_by_label("Persona (phone, email, name…)").fill("Tess")
+    drawer.get_by_role("button", name="Find").click()
+    drawer.get_by_role("link", name="Test with this persona").click()
+    expect(drawer.get_by_text("vip_status")).to_be_visible()
+    expect(drawer.get_by_text("profileUpdated")).to_be_visible()
+    shot(page, "flows-test-run")
+    tester.refresh_from_db()
+    assert tester.attributes == {"temp_flag": "1"} and not FlowRun.objects.exists()
+
+    page.goto(f"{live_server.url}/flows/{flow.pk}/")
+    page.get_by_role("button", name="Publish").click()
+    expect(page.get_by_text("Published version 1")).to_be_visible()
+
+    # A new signup goes through the flow.
+    Client().post(f"/signup/{form.slug}/", {"first_name": "Nova", "phone": "(202) 555-0172"})
+    nova = Persona.objects.get(phone="+12025550172")
+    assert nova.attributes == {"vip_status": "true", "welcome_sent": "Nova"}
+    run = FlowRun.objects.get(persona=nova)
+    assert run.status == "completed"
+    page.goto(f"{live_server.url}/personas/{nova.pk}/flows/")
+    page.get_by_role("link", name="Step log").click()
+    expect(page.get_by_role("heading", name=f"Run #{run.pk}")).to_be_visible()
+    expect(page.get_by_text("profileUpdated")).to_be_visible()
+    shot(page, "flows-run-log")
