@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +29,7 @@ from personas import messaging
 from personas.models import AuditEvent, ConsentState, Persona, PersonaStatus
 from personas.normalize import normalize_email, try_phone
 from personas.services import changes
+from personas.services.bulkdb import insert_rows, update_rows
 from personas.services.changes import (
     Actor,
     AttributeOp,
@@ -64,6 +66,11 @@ class _SandboxEnvironment(Environment):
 _ENV = _SandboxEnvironment()
 
 
+@lru_cache(maxsize=2048)
+def _parse(text: str):
+    return _ENV.from_string(text)
+
+
 class TemplateError(Exception):
     pass
 
@@ -73,7 +80,7 @@ def render(template: Any, context: dict[str, Any]) -> str:
     if "{" not in text:
         return text
     try:
-        return _ENV.from_string(text).render(**context)
+        return _parse(text).render(**context)
     except LiquidError as exc:
         raise TemplateError(f"Template error in “{text[:60]}”: {exc}") from exc
     except (RecursionError, MemoryError) as exc:
@@ -453,7 +460,7 @@ def resume_due(*, now: dt.datetime | None = None) -> int:
         .order_by("wake_at")
         .values_list("pk", flat=True)[:5000]
     )
-    advance_many(due, now=now)
+    advance_batch(due, now=now)
     return len(due)
 
 
@@ -511,7 +518,7 @@ def enroll(
     )
     run_ids = [r.pk for r in runs]
     if run_now:
-        advance_many(run_ids)
+        advance_batch(run_ids)
     elif run_ids:
         from .tasks import run_flow_batch
 
@@ -691,3 +698,285 @@ def test_run(version_or_flow: Flow, persona: Persona) -> tuple[list[TestStep], s
 
 def audit_for_run(run: FlowRun) -> list[AuditEvent]:
     return list(AuditEvent.objects.filter(actor_kind="flow", actor_ref__run=run.pk))
+
+
+# ---------------------------------------------------------------------------------------------
+# Batched execution: many runs advance together, one transaction per round
+
+
+def _prepare_persona_update(props, ctx) -> tuple[Changeset, dict]:
+    inputs: dict[str, list] = {"add": [], "set": [], "remove": [], "force_opt_out": []}
+    changeset = Changeset(action="flow: persona update")
+    for section in ("add", "set"):
+        for item in props.get(section, []) or []:
+            value = render(item.get("value", ""), ctx)
+            inputs[section].append({"key": item["key"], "value": value})
+            getattr(changeset, section).append(AttributeOp(item["key"], value))
+    for item in props.get("remove", []) or []:
+        key = item["key"] if isinstance(item, dict) else str(item)
+        inputs["remove"].append(key)
+        changeset.remove.append(key)
+    for channel in props.get("force_opt_out", []) or []:
+        inputs["force_opt_out"].append(channel)
+        changeset.consents.append(ConsentOp(channel, ConsentAction.FORCE_OPT_OUT))
+    return changeset, inputs
+
+
+def _prepare_traits(props, ctx) -> tuple[str, list[dict], dict]:
+    sid = render(props.get("profile_connect_sid", ""), ctx).strip()
+    traits = [
+        {"key": t["key"], "value": render(t.get("value", ""), ctx)}
+        for t in props.get("traits", []) or []
+    ]
+    inputs = {"profile_connect_sid": sid, "traits": traits}
+    return sid, traits, inputs
+
+
+class _TargetCache:
+    """Profiles found by id within one round: the run's own persona is already loaded."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, Persona | None] = {}
+
+    def get(self, sid: str, loaded: dict[int, Persona]) -> Persona | None:
+        if sid not in self.found:
+            key = sid[3:] if sid.upper().startswith("PER") else sid
+            if key.isdigit() and int(key) in loaded:
+                self.found[sid] = loaded[int(key)]
+            else:
+                self.found[sid] = _find_persona(sid)
+        return self.found[sid]
+
+
+def advance_batch(run_ids: Iterable[int], *, now: dt.datetime | None = None) -> int:
+    """Advance many runs step by step; each round is one transaction for the whole batch
+    (persona changes through ``apply_many``, logs and run positions written together).
+    Returns the number of steps applied."""
+    now = now or timezone.now()
+    pending = list(run_ids)
+    applied = 0
+    for _ in range(STEP_LIMIT + 1):
+        if not pending:
+            break
+        pending, n = _batch_round(pending, now)
+        applied += n
+    return applied
+
+
+def _batch_round(run_ids: list[int], now: dt.datetime) -> tuple[list[int], int]:
+    with transaction.atomic():
+        runs = [
+            r
+            for r in FlowRun.objects.select_for_update(skip_locked=True).filter(
+                pk__in=run_ids, status__in=[FlowRun.Status.RUNNING, FlowRun.Status.WAITING]
+            )
+            if not (r.status == FlowRun.Status.WAITING and r.wake_at and r.wake_at > now)
+        ]
+        if not runs:
+            return [], 0
+        # One copy of each version and flow for the whole batch (not one per run).
+        versions = FlowVersion.objects.in_bulk({r.version_id for r in runs})
+        flows = Flow.objects.in_bulk({r.flow_id for r in runs})
+        state_maps = {vid: _states(v) for vid, v in versions.items()}
+        for r in runs:
+            r.version = versions[r.version_id]
+            r.flow = flows[r.flow_id]
+        personas = Persona.objects.select_related("favorite_store").in_bulk(
+            [r.persona_id for r in runs]
+        )
+        logs: list[FlowStepLog] = []
+        updates: list[tuple[FlowRun, dict, dict]] = []  # (run, state, result-ish)
+        bulk_pu: list[tuple[FlowRun, dict, Changeset, dict]] = []
+        bulk_tr: list[tuple[FlowRun, dict, int, Changeset, dict]] = []
+        started = timezone.now()
+        finished: list[FlowRun] = []
+        targets = _TargetCache()
+        for run in runs:
+            persona = personas.get(run.persona_id)
+            state = state_maps[run.version_id].get(run.current_state)
+            if not _visible(persona):
+                _finish(
+                    run,
+                    FlowRun.Status.STOPPED,
+                    now,
+                    "The persona left the flow (archived, "
+                    "merged, erased or hidden by privacy rules).",
+                )
+                finished.append(run)
+                continue
+            if state is None or run.steps_taken >= STEP_LIMIT:
+                error = (
+                    f"Stopped after {STEP_LIMIT} steps: the flow loops."
+                    if state
+                    else f"Step “{run.current_state}” is missing."
+                )
+                _finish(run, FlowRun.Status.FAILED, now, error)
+                finished.append(run)
+                continue
+            ctx = _context(run, persona, run.flow.name)
+            props = state.get("properties") or {}
+            try:
+                if state["type"] == "persona-update":
+                    changeset, inputs = _prepare_persona_update(props, ctx)
+                    bulk_pu.append((run, state, changeset, inputs))
+                    continue
+                if state["type"] == "update-profile-traits":
+                    sid, traits, inputs = _prepare_traits(props, ctx)
+                    target = targets.get(sid, personas) if sid else None
+                    if not _visible(target):
+                        result = StepResult("profileNotFound", inputs)
+                    else:
+                        fields = {
+                            STANDARD_TRAITS[t["key"]]: t["value"]
+                            for t in traits
+                            if t["key"] in STANDARD_TRAITS
+                        }
+                        attrs = [
+                            AttributeOp(t["key"], t["value"])
+                            for t in traits
+                            if t["key"] not in STANDARD_TRAITS
+                        ]
+                        cs = Changeset(
+                            fields=fields, set=attrs, action="flow: update profile traits"
+                        )
+                        bulk_tr.append((run, state, target.pk, cs, inputs))
+                        continue
+                else:
+                    result = execute(state, run, persona, run.flow.name, now)
+            except TemplateError as exc:
+                result = StepResult("failed", error=str(exc)[:500])
+            updates.append((run, state, result))
+        if bulk_pu:
+            outcomes = changes.apply_many(
+                [
+                    (r.persona_id, cs, Actor.flow_step(r.flow.name, r.pk, s["name"]))
+                    for r, s, cs, _ in bulk_pu
+                ]
+            )
+            for (run, state, _cs, inputs), out in zip(bulk_pu, outcomes, strict=True):
+                if out.error is not None:
+                    updates.append(
+                        (
+                            run,
+                            state,
+                            StepResult("failed", inputs, error=" ".join(out.error.messages)),
+                        )
+                    )
+                else:
+                    updates.append(
+                        (
+                            run,
+                            state,
+                            StepResult(
+                                "next",
+                                inputs,
+                                {"operations": out.attribute_ops},
+                                changes=out.changes,
+                            ),
+                        )
+                    )
+        if bulk_tr:
+            outcomes = changes.apply_many(
+                [
+                    (pid, cs, Actor.flow_step(r.flow.name, r.pk, s["name"]))
+                    for r, s, pid, cs, _ in bulk_tr
+                ]
+            )
+            for (run, state, pid, _cs, inputs), out in zip(bulk_tr, outcomes, strict=True):
+                if out.error is not None:
+                    updates.append(
+                        (
+                            run,
+                            state,
+                            StepResult("failed", inputs, error=" ".join(out.error.messages)[:500]),
+                        )
+                    )
+                else:
+                    updates.append(
+                        (
+                            run,
+                            state,
+                            StepResult(
+                                "profileUpdated",
+                                inputs,
+                                {"profileConnectSid": str(pid)},
+                                changes=out.changes,
+                            ),
+                        )
+                    )
+        ended = timezone.now()
+        continuing: list[int] = []
+        for run, state, result in updates:
+            if result.wait_until is not None:
+                run.status = FlowRun.Status.WAITING
+                run.wake_at = result.wait_until
+                run.context = {
+                    **run.context,
+                    "_waiting": {"step": state["name"], "until": result.inputs["until"]},
+                }
+                logs.append(
+                    FlowStepLog(
+                        run=run,
+                        step=state["name"],
+                        step_type=state["type"],
+                        started_at=started,
+                        finished_at=ended,
+                        inputs=result.inputs,
+                        outputs={},
+                        event="waiting",
+                    )
+                )
+                wake = result.wait_until
+                transaction.on_commit(lambda wake=wake: _schedule_wake(wake))
+                finished.append(run)
+                continue
+            target = next_step(state, result.event)
+            widgets = dict(run.context.get("widgets") or {})
+            widgets[state["name"]] = result.outputs
+            context = {k: v for k, v in run.context.items() if k != "_waiting"}
+            context["widgets"] = widgets
+            run.context = _jsonable(context)
+            run.steps_taken += 1
+            outputs = {**result.outputs, **({"changes": result.changes} if result.changes else {})}
+            logs.append(
+                FlowStepLog(
+                    run=run,
+                    step=state["name"],
+                    step_type=state["type"],
+                    started_at=started,
+                    finished_at=ended,
+                    inputs=_jsonable(result.inputs),
+                    outputs=_jsonable(outputs),
+                    event=result.event,
+                    next_step=target or "",
+                    error=result.error,
+                )
+            )
+            if target is None:
+                failed = result.event == "failed" and result.error and not _has(state, "failed")
+                _finish(
+                    run,
+                    FlowRun.Status.FAILED if failed else FlowRun.Status.COMPLETED,
+                    now,
+                    result.error if failed else "",
+                )
+            else:
+                run.current_state = target
+                run.status = FlowRun.Status.RUNNING
+                run.wake_at = None
+                continuing.append(run.pk)
+            finished.append(run)
+        insert_rows(logs)
+        update_rows(
+            finished,
+            [
+                "status",
+                "current_state",
+                "context",
+                "steps_taken",
+                "wake_at",
+                "error",
+                "finished_at",
+            ],
+        )
+        return continuing, len(updates)

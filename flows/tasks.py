@@ -7,10 +7,9 @@ from django_tasks import task
 
 @task()
 def run_flow_batch(run_ids: list[int]) -> int:
-    from .engine import advance_many
+    from .engine import advance_batch
 
-    advance_many(run_ids)
-    return len(run_ids)
+    return advance_batch(run_ids)
 
 
 @task()

@@ -820,7 +820,7 @@ def _queue_messages(plans: Iterable[Plan]) -> None:
             messaging.queue(plan.persona, channel=channel, template=template, transactional=True)
 
 
-def _write_related(plans: Sequence[Plan], events: list[AuditEvent]) -> None:
+def _write_related(plans: Sequence[Plan], events: list[AuditEvent], *, bulk: bool = False) -> None:
     consent_rows, points_rows = [], []
     for plan in plans:
         for row in plan.consent_changes:
@@ -829,6 +829,13 @@ def _write_related(plans: Sequence[Plan], events: list[AuditEvent]) -> None:
         for row in plan.points_entries:
             row.persona = plan.persona
             points_rows.append(row)
+    if bulk:  # bulk paths never read the new rows' keys back: plain executemany
+        from .bulkdb import insert_rows
+
+        insert_rows(events)
+        insert_rows(consent_rows)
+        insert_rows(points_rows)
+        return
     AuditEvent.objects.bulk_create(events, batch_size=500)
     if consent_rows:
         ConsentChange.objects.bulk_create(consent_rows, batch_size=500)
@@ -905,6 +912,7 @@ class BulkOutcome:
     error: ChangeError | None = None
     attribute_ops: list[dict[str, Any]] = field(default_factory=list)
     deferred_messages: bool = False  # a double opt-in text waits to be sent
+    changes: dict[str, Any] = field(default_factory=dict)
 
 
 def apply_many(
@@ -956,7 +964,12 @@ def _apply_many(
                 continue
             outcomes.append(
                 BulkOutcome(
-                    pid, plan.changed, None, plan.attribute_ops, bool(plan.deferred_messages)
+                    pid,
+                    plan.changed,
+                    None,
+                    plan.attribute_ops,
+                    bool(plan.deferred_messages),
+                    dict(plan.changes),
                 )
             )
             if plan.changed:
@@ -969,12 +982,10 @@ def _apply_many(
         if changed_personas:
             for persona in changed_personas.values():
                 persona.updated_at = now
-            Persona.objects.bulk_update(
-                list(changed_personas.values()),
-                sorted(dirty | {"version", "updated_at"}),
-                batch_size=200,
-            )
-            _write_related(plans, events)
+            from .bulkdb import update_rows
+
+            update_rows(list(changed_personas.values()), sorted(dirty | {"version", "updated_at"}))
+            _write_related(plans, events, bulk=True)
             _queue_messages(plans)
             _notify(plans, plan_actors, created=False)
     return outcomes
@@ -1037,7 +1048,7 @@ def create_many(
             for _, plan, actor, changeset in written
         ]
         plans = [plan for _, plan, _, _ in written]
-        _write_related(plans, events)
+        _write_related(plans, events, bulk=True)
         _queue_messages(plans)
         _notify(plans, [actor for _, _, actor, _ in written], created=True)
     return outcomes
