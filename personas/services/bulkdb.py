@@ -20,7 +20,8 @@ def update_rows(objs: Sequence[Model], fields: Sequence[str]) -> None:
     qn = connection.ops.quote_name
     model_fields = [meta.get_field(name) for name in fields]
     assignments = ", ".join(f"{qn(f.column)} = %s" for f in model_fields)
-    sql = f"UPDATE {qn(meta.db_table)} SET {assignments} WHERE {qn(meta.pk.column)} = %s"
+    # Identifiers come from the model's own metadata, quoted; values are parameters.
+    sql = f"UPDATE {qn(meta.db_table)} SET {assignments} WHERE {qn(meta.pk.column)} = %s"  # noqa: S608
     params = [
         [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in model_fields] + [obj.pk]
         for obj in objs
@@ -38,7 +39,7 @@ def insert_rows(objs: Sequence[Model]) -> None:
     model_fields = [f for f in meta.concrete_fields if not f.primary_key]
     columns = ", ".join(qn(f.column) for f in model_fields)
     marks = ", ".join(["%s"] * len(model_fields))
-    sql = f"INSERT INTO {qn(meta.db_table)} ({columns}) VALUES ({marks})"
+    sql = f"INSERT INTO {qn(meta.db_table)} ({columns}) VALUES ({marks})"  # noqa: S608
     params = []
     for obj in objs:
         row = []
