@@ -104,7 +104,7 @@ class Session:
         return self.s.get(self.base + path, allow_redirects=False, **kw)
 
     def post(self, path, data, **kw):
-        headers = {"X-CSRFToken": self.csrf, "Referer": self.base + path}
+        headers = {"X-CSRFToken": self.csrf, "Referer": self.base + path, **kw.pop("headers", {})}
         return self.s.post(
             self.base + path, data=data, headers=headers, allow_redirects=False, **kw
         )
@@ -176,54 +176,61 @@ def main() -> None:
                     weights=[3, 2, 2, 1, 1, 1, 2, 3, 1, 1, 1],
                 )[0]
                 t = time.perf_counter()
-                ok = True
-                if kind == "list":
-                    r = sess.get("/personas/")
-                    ok = r.status_code == 200
-                elif kind.startswith("search"):
-                    q = {
-                        "search email": p["email"],
-                        "search phone": p["phone"],
-                        "search last4": p["phone"][-4:],
-                        "search customer id": p["customer_id"] or p["email"],
-                        "search receipt": rng.choice(receipts) if receipts else p["email"],
-                        "search name": f"{p['first_name']} {p['last_name']}",
-                    }[kind]
-                    r = sess.get("/personas/", params={"q": q}, headers={"HX-Request": "true"})
-                    ok = r.status_code == 200
-                elif kind == "detail":
-                    ok = sess.get(f"/personas/{p['id']}/").status_code == 200
-                elif kind == "activity":
-                    ok = sess.get(f"/personas/{p['id']}/activity/").status_code == 200
-                elif kind == "traits edit":
-                    form = sess.get(f"/personas/{p['id']}/edit/traits/")
-                    seen = re.search(r'name="seen" value="([^"]*)"', form.text)
-                    r = sess.post(
-                        f"/personas/{p['id']}/edit/traits/",
-                        {
-                            "first_name": p["first_name"],
-                            "last_name": p["last_name"],
-                            "phone": p["phone"],
-                            "email": p["email"],
-                            "seen": html.unescape(seen.group(1)) if seen else "",
-                            "attr_key": ["load_test"],
-                            "attr_type": ["number"],
-                            "attr_value": [str(rng.randint(1, 10**6))],
-                        },
-                    )
-                    ok = form.status_code == 200 and r.status_code == 302
-                else:
-                    r = sess.post(
-                        f"/personas/{p['id']}/consent/email/",
-                        {"value": rng.choice(["on", "off"])},
-                        headers={"HX-Request": "true"},
-                    )
-                    ok = r.status_code == 200
+                try:
+                    ok = request(sess, rng, p, kind)
+                except Exception:  # a failed request is an error, never a silent stop
+                    ok = False
                 elapsed = (time.perf_counter() - t) * 1000
                 with lock:
                     times[kind].append(elapsed)
                     if not ok:
                         errors[kind] += 1
+
+        def request(sess: Session, rng: random.Random, p: dict, kind: str) -> bool:
+            ok = True
+            if kind == "list":
+                r = sess.get("/personas/")
+                ok = r.status_code == 200
+            elif kind.startswith("search"):
+                q = {
+                    "search email": p["email"],
+                    "search phone": p["phone"],
+                    "search last4": p["phone"][-4:],
+                    "search customer id": p["customer_id"] or p["email"],
+                    "search receipt": rng.choice(receipts) if receipts else p["email"],
+                    "search name": f"{p['first_name']} {p['last_name']}",
+                }[kind]
+                r = sess.get("/personas/", params={"q": q}, headers={"HX-Request": "true"})
+                ok = r.status_code == 200
+            elif kind == "detail":
+                ok = sess.get(f"/personas/{p['id']}/").status_code == 200
+            elif kind == "activity":
+                ok = sess.get(f"/personas/{p['id']}/activity/").status_code == 200
+            elif kind == "traits edit":
+                form = sess.get(f"/personas/{p['id']}/edit/traits/")
+                seen = re.search(r'name="seen" value="([^"]*)"', form.text)
+                r = sess.post(
+                    f"/personas/{p['id']}/edit/traits/",
+                    {
+                        "first_name": p["first_name"],
+                        "last_name": p["last_name"],
+                        "phone": p["phone"],
+                        "email": p["email"],
+                        "seen": html.unescape(seen.group(1)) if seen else "",
+                        "attr_key": ["load_test"],
+                        "attr_type": ["number"],
+                        "attr_value": [str(rng.randint(1, 10**6))],
+                    },
+                )
+                ok = form.status_code == 200 and r.status_code == 302
+            else:
+                r = sess.post(
+                    f"/personas/{p['id']}/consent/email/",
+                    {"value": rng.choice(["on", "off"])},
+                    headers={"HX-Request": "true"},
+                )
+                ok = r.status_code == 200
+            return ok
 
         threads = [threading.Thread(target=work, args=(s, i)) for i, s in enumerate(sessions)]
         started = time.perf_counter()

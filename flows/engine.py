@@ -464,6 +464,24 @@ def resume_due(*, now: dt.datetime | None = None) -> int:
     return len(due)
 
 
+def resume_stalled(*, older_than: dt.timedelta | None = None, backend: str = "default") -> int:
+    """Runs left "running" by a worker that died (their task is gone): queue them again.
+
+    Safe to call any time: a run that is still being worked on is locked (skipped) or has
+    moved on, and each step commits with its log, so nothing is applied twice."""
+    from .tasks import run_flow_batch
+
+    limit = timezone.now() - (older_than if older_than is not None else dt.timedelta(minutes=5))
+    ids = list(
+        FlowRun.objects.filter(status=FlowRun.Status.RUNNING, updated_at__lt=limit, dry_run=False)
+        .order_by("id")
+        .values_list("pk", flat=True)[:50_000]
+    )
+    for start in range(0, len(ids), 500):
+        run_flow_batch.using(backend=backend).enqueue(ids[start : start + 500])
+    return len(ids)
+
+
 def _schedule_wake(when: dt.datetime) -> None:
     from .tasks import wake_runs
 

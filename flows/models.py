@@ -85,6 +85,7 @@ class FlowRun(models.Model):
     wake_at = models.DateTimeField(null=True, blank=True)
     error = models.CharField(max_length=500, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)  # the last step's commit (stall detection)
     finished_at = models.DateTimeField(null=True, blank=True)
     dry_run = models.BooleanField(default=False)
 

@@ -14,8 +14,9 @@ def run_flow_batch(run_ids: list[int]) -> int:
 
 @task()
 def wake_runs() -> int:
-    from .engine import resume_due
+    from .engine import resume_due, resume_stalled
 
+    resume_stalled()
     return resume_due()
 
 

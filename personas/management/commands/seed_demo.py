@@ -83,6 +83,7 @@ class Command(BaseCommand):
         self._users(quiet=opts["quiet_users"])
         stores = self._stores()
         forms = self._forms(stores)
+        self._demo_flow()
         if opts["if_empty"] and Persona.objects.exists():
             self.stdout.write("Demo personas already present; leaving them as they are.")
             return
@@ -93,6 +94,67 @@ class Command(BaseCommand):
             cursor.execute("ANALYZE")
         self.stdout.write(
             self.style.SUCCESS(f"Created {created} personas in {time.monotonic() - started:.1f}s.")
+        )
+
+    def _demo_flow(self) -> None:
+        """A draft flow to look at (the design's example); personas does not import flows."""
+        from django.apps import apps
+
+        if not apps.is_installed("flows"):
+            return
+        Flow = apps.get_model("flows", "Flow")
+        if Flow.objects.filter(name="VIP tagging (example)").exists():
+            return
+        Flow.objects.create(
+            name="VIP tagging (example)",
+            trigger={"type": "manual"},
+            definition={
+                "description": "VIP tagging",
+                "initial_state": "mark_vip",
+                "states": [
+                    {
+                        "name": "mark_vip",
+                        "type": "persona-update",
+                        "properties": {
+                            "add": [{"key": "vip_status", "value": "false"}],
+                            "set": [
+                                {"key": "vip_status", "value": "true"},
+                                {"key": "current_flow_step", "value": "post purchase"},
+                            ],
+                            "remove": [{"key": "temp_flag"}],
+                            "force_opt_out": ["voice"],
+                        },
+                        "transitions": [{"event": "next", "next": "look_up_profile_1"}],
+                    },
+                    {
+                        "name": "look_up_profile_1",
+                        "type": "look-up-profile",
+                        "properties": {"identifier": "{{trigger.persona.phone}}"},
+                        "transitions": [
+                            {"event": "profileFound", "next": "update_traits"},
+                            {"event": "profileNotFound"},
+                            {"event": "failed"},
+                        ],
+                    },
+                    {
+                        "name": "update_traits",
+                        "type": "update-profile-traits",
+                        "properties": {
+                            "profile_connect_sid": (
+                                "{{widgets.look_up_profile_1.ProfileData.profileConnectSid}}"
+                            ),
+                            "traits": [
+                                {"key": "callback_number", "value": "{{trigger.persona.phone}}"}
+                            ],
+                        },
+                        "transitions": [
+                            {"event": "profileUpdated"},
+                            {"event": "profileNotFound"},
+                            {"event": "failed"},
+                        ],
+                    },
+                ],
+            },
         )
 
     def _users(self, *, quiet: bool) -> None:
