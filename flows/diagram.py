@@ -8,7 +8,7 @@ from typing import Any
 
 from .definition import STEP_TYPES, events_for
 
-BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 240, 80, 60, 90, 30
+BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 270, 80, 60, 90, 30
 
 
 @dataclass

@@ -89,12 +89,42 @@ class Command(BaseCommand):
             return
         started = time.monotonic()
         created = self._personas(opts["personas"], stores, forms, random.Random(opts["seed"]))
+        created += self._duplicates()
         # Fresh planner statistics, so search uses the identifier indexes at once.
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
         self.stdout.write(
             self.style.SUCCESS(f"Created {created} personas in {time.monotonic() - started:.1f}s.")
         )
+
+    def _duplicates(self) -> int:
+        """A few likely duplicates for the "Possible duplicates" page, made through the service."""
+        from personas.services.changes import Actor, Changeset, create
+
+        actor = Actor.system("Demo data")
+        made = 0
+        for first, last, phone_a, phone_b, email_b in (
+            ("Robin", "Vasquez-Demo", "+12025559901", "+12025559902", "robin.v@example.net"),
+            ("Kai", "Lindqvist-Demo", "+12025559903", "+12025559904", "kai.l@example.net"),
+        ):
+            birthday = "1988-03-14"
+            for phone, email in ((phone_a, None), (phone_b, email_b)):
+                if Persona.objects.filter(phone=phone).exists():
+                    continue
+                create(
+                    Changeset(
+                        fields={
+                            "first_name": first,
+                            "last_name": last,
+                            "phone": phone,
+                            "email": email,
+                            "birthday": birthday,
+                        }
+                    ),
+                    actor,
+                )
+                made += 1
+        return made
 
     def _demo_flow(self) -> None:
         """A draft flow to look at (the design's example); personas does not import flows."""
