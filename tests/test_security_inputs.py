@@ -102,8 +102,12 @@ def test_hostile_signup_and_wallet_and_privacy_forms(value):
     ],
 )
 def test_flow_templates_cannot_reach_python_files_or_run_forever(template):
-    context = {"persona": engine.persona_data(PersonaFactory()), "trigger": {}, "widgets": {},
-               "flow": {"name": "x"}}
+    context = {
+        "persona": engine.persona_data(PersonaFactory()),
+        "trigger": {},
+        "widgets": {},
+        "flow": {"name": "x"},
+    }
     try:
         out = engine.render(template, context)
     except engine.TemplateError:
