@@ -128,3 +128,24 @@ def test_repeated_failed_sign_ins_lock_the_account(client, settings):
     )
     assert response.status_code == 429
     assert b"Too many sign-in attempts" in response.content
+
+
+def test_sessions_expire_and_weak_passwords_are_refused(client, settings):
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    assert 0 < settings.SESSION_COOKIE_AGE <= 12 * 3600
+    for weak in ("password", "12345678", "short"):
+        with pytest.raises(ValidationError):
+            validate_password(weak)
+    user = make_user("Staff")
+    client.force_login(user)
+    response = client.post(
+        reverse("password_change"),
+        {
+            "old_password": "a-Strong-pass-123",
+            "new_password1": "password",
+            "new_password2": "password",
+        },
+    )
+    assert response.status_code == 200 and b"too common" in response.content
