@@ -7,6 +7,7 @@ Every message names the step it is about.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -121,6 +122,8 @@ def validate(definition: Any) -> list[str]:
     problems: list[str] = []
     if not isinstance(definition, dict):
         return ["The flow definition must be a JSON object."]
+    if "\\u0000" in json.dumps(definition):
+        return ["The flow definition contains a NUL character; remove it."]
     states = definition.get("states")
     if not isinstance(states, list) or not states:
         return ["The flow has no steps yet: add one."]

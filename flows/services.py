@@ -66,9 +66,12 @@ def _editable(flow: Flow) -> None:
 def save_definition(flow: Flow, definition: dict) -> list[str]:
     """Store the draft (even when invalid, so work is not lost); return the problems."""
     _editable(flow)
+    problems = validate(definition)
+    if problems and "NUL character" in problems[0]:
+        raise ValidationError(problems[0])
     flow.definition = definition
     flow.save(update_fields=["definition", "updated_at"])
-    return validate(definition)
+    return problems
 
 
 def add_step(flow: Flow, *, step_type: str, name: str, after: str = "", event: str = "") -> dict:

@@ -98,8 +98,8 @@ def sniff(path: Path | str, *, encoding: str = "", delimiter: str = "") -> Sniff
         raise CSVFileError(f"The file is not valid CSV: {exc}.") from exc
     if not rows or not any(cell.strip() for cell in rows[0]):
         raise CSVFileError("The first line must hold the column headers.")
-    headers = [h.strip().lstrip("\ufeff") for h in rows[0]]
-    return Sniffed(encoding, delimiter, headers, rows[1:])
+    headers = storable([h.strip().lstrip("\ufeff") for h in rows[0]])
+    return Sniffed(encoding, delimiter, headers, [storable(r) for r in rows[1:]])
 
 
 def iter_rows(
@@ -136,6 +136,11 @@ def iter_rows(
 
 def count_rows(path: Path | str, *, encoding: str, delimiter: str) -> int:
     return sum(1 for _ in iter_rows(path, encoding=encoding, delimiter=delimiter))
+
+
+def storable(cells: list[str]) -> list[str]:
+    """Cells as kept for reports and previews: NUL (which databases refuse) shown as \\0."""
+    return [c.replace("\x00", "\\0") if "\x00" in c else c for c in cells]
 
 
 def escape_cell(value: str) -> str:

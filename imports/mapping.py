@@ -241,6 +241,9 @@ class ParsedRow:
 def parse_row(line: int, cells: list[str], columns: list[tuple[int, str, str]]) -> ParsedRow:
     """``columns``: (index, target, header) for every mapped column."""
     row = ParsedRow(line, cells)
+    if any("\x00" in cell for cell in cells):
+        row.errors.append("The row contains a NUL character (a damaged file?)")
+        return row
     for index, target, header in columns:
         if index >= len(cells):
             continue

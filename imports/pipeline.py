@@ -37,7 +37,7 @@ from personas.services.changes import (
 )
 from personas.services.privacy import blocked_digests, identifier_digest
 
-from .csvfile import iter_rows
+from .csvfile import iter_rows, storable
 from .mapping import TARGETS, ParsedRow, parse_row
 from .models import ImportIssue, ImportJob, PendingDoubleOptIn
 
@@ -444,7 +444,7 @@ def preview(job: ImportJob) -> dict[str, Any]:
 def _cells(batch: list[tuple[int, list[str]]], result: RowResult) -> list[str]:
     for line, cells in batch:
         if line == result.line:
-            return [c[:80] for c in cells[:12]]
+            return storable([c[:80] for c in cells[:12]])
     return []
 
 
@@ -536,7 +536,7 @@ def _commit_batch(
                         line=result.line,
                         outcome=result.outcome,
                         reason=result.reason[:300],
-                        raw=result.raw,
+                        raw=storable(result.raw),
                         persona_id=result.persona_id,
                     )
                 )

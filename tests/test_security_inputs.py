@@ -113,3 +113,10 @@ def test_flow_templates_cannot_reach_python_files_or_run_forever(template):
     except engine.TemplateError:
         return
     assert "SECRET" not in out and "class" not in out and len(out) <= 10_000
+
+
+def test_a_flow_definition_with_a_nul_character_is_refused_not_a_500(client):
+    client.force_login(make_user("Marketing"))
+    text = '{"initial_state": "a", "states": [{"name": "a", "type": "wait", "properties": {"amount": 1, "unit": "days"}, "transitions": [{"event": "next"}]}], "description": "x\\u0000y"}'  # noqa: E501
+    response = client.post(reverse("flows:import"), {"definition": text})
+    assert response.status_code == 200 and "NUL character" in response.content.decode()

@@ -59,6 +59,7 @@ def handle(*, message_sid: str, from_: str, body: str) -> InboundResult:
     existing = InboundMessage.objects.filter(message_sid=sid).first()
     if existing is not None:
         return InboundResult(existing.outcome, "", duplicate=True)
+    body = (body or "").replace("\x00", "")  # databases refuse NUL; it carries no meaning
     keyword = keyword_of(body)
     phone = try_phone(from_ or "")
     try:
