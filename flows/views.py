@@ -80,7 +80,9 @@ def flow_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "step_types": STEP_TYPES,
         "can_edit": has_cap(request.user, Cap.EDIT_FLOWS),
         "versions": flow.versions.all()[:10],
-        "runs": flow.runs.filter(dry_run=False).select_related("persona")[:20],
+        "runs": flow.runs.filter(dry_run=False, persona__hidden=False).select_related("persona")[
+            :20
+        ],
         "trigger_label": services.TRIGGER_TYPES.get(flow.trigger.get("type"), "?"),
         "draft_differs": bool(
             flow.current_version and flow.current_version.definition != flow.definition
@@ -266,7 +268,9 @@ def flow_test(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET"])
 def flow_runs(request: HttpRequest, pk: int) -> HttpResponse:
     flow = _flow(pk)
-    runs = flow.runs.filter(dry_run=False).select_related("persona", "version")[:200]
+    runs = flow.runs.filter(dry_run=False, persona__hidden=False).select_related(
+        "persona", "version"
+    )[:200]
     return render(request, "flows/flow_runs.html", {"flow": flow, "runs": runs, "section": "flows"})
 
 

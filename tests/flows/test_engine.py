@@ -533,3 +533,17 @@ def test_flow_permissions(client):
     assert client.post(reverse("flows:pause", args=[flow.pk])).status_code == 302
     flow.refresh_from_db()
     assert flow.status == "paused"
+
+
+def test_runs_of_a_blocklisted_persona_are_not_listed_to_staff(client):
+    from django.urls import reverse
+
+    flow = _flow(_one("wait", {"amount": 1, "unit": "days"}, ["next"]))
+    hidden = PersonaFactory(first_name="Hiddenname")
+    _run(flow, hidden)
+    Persona.objects.filter(pk=hidden.pk).update(hidden=True)
+    client.force_login(make_user("Owner"))
+    for url in (reverse("flows:detail", args=[flow.pk]), reverse("flows:runs", args=[flow.pk])):
+        assert "Hiddenname" not in client.get(url).content.decode()
+    run = FlowRun.objects.get(persona=hidden)
+    assert client.get(reverse("flows:run", args=[run.pk])).status_code == 404
