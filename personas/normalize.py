@@ -16,12 +16,28 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 def clean_text(value: object, *, max_length: int, label: str) -> str:
     text = "" if value is None else str(value)
+    stripped = text.strip()
+    # Fast path (imports call this for every cell): printable text without runs of spaces is
+    # already in its clean form. Anything else takes the full path below.
+    if stripped.isprintable() and "  " not in stripped:
+        if len(stripped) > max_length:
+            raise ValidationError(f"{label} is longer than {max_length} characters.")
+        return stripped
     text = _SPACES.sub(" ", text).strip()
     if _CONTROL.search(text):
         raise ValidationError(f"{label} contains control characters.")
     if len(text) > max_length:
         raise ValidationError(f"{label} is longer than {max_length} characters.")
     return text
+
+
+# A strict subset of what Django's EmailValidator accepts (ASCII dot-atom user part, ASCII
+# host labels, a letters-only top-level domain): a match needs no further check. Anything
+# else goes through ``validate_email`` itself, so the accepted set is exactly Django's.
+_PLAIN_EMAIL = re.compile(
+    r"[a-z0-9!#$%&'*+/=?^_`{}|~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{}|~-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+)
 
 
 def normalize_email(value: object) -> str | None:
@@ -31,8 +47,17 @@ def normalize_email(value: object) -> str | None:
     text = text.lower()
     if len(text) > 254:
         raise ValidationError("Enter a valid email address.")
-    validate_email(text)
+    if _PLAIN_EMAIL.fullmatch(text) is None:
+        validate_email(text)
     return text
+
+
+# Regions whose numbers are North American (country code 1, national prefix 1): a plain
+# 10-digit number (or 11 digits with the leading 1) whose area code starts with 2-9 has one
+# E.164 form, the one phonenumbers gives (tests compare both on generated numbers). Saves
+# phonenumbers' full parse (~25 µs) on the common case of a bulk import.
+_NANP_REGIONS = {"US", "CA"}
+_PHONE_PUNCTUATION = str.maketrans("", "", " ()-.")
 
 
 def normalize_phone(value: object, region: str | None = None) -> str | None:
@@ -40,8 +65,19 @@ def normalize_phone(value: object, region: str | None = None) -> str | None:
     text = "" if value is None else str(value).strip()
     if not text:
         return None
+    if text.startswith("+1") and len(text) == 12 and text[2] in "23456789" and text.isascii():
+        if text[2:].isdigit():  # already E.164 for a North American number
+            return text
+    region = region or settings.PHONE_DEFAULT_REGION
+    if region in _NANP_REGIONS:
+        digits = text.translate(_PHONE_PUNCTUATION)
+        if digits.isascii() and digits.isdigit():
+            if len(digits) == 10 and digits[0] in "23456789":
+                return "+1" + digits
+            if len(digits) == 11 and digits[0] == "1" and digits[1] in "23456789":
+                return "+" + digits
     try:
-        number = phonenumbers.parse(text, region or settings.PHONE_DEFAULT_REGION)
+        number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
         raise ValidationError("Enter a valid phone number.") from exc
     if not phonenumbers.is_possible_number(number):
@@ -77,6 +113,8 @@ def name_key(value: str | None) -> str:
     """Accent-free, case-folded, single-spaced form of a name, for prefix search."""
     if not value:
         return ""
+    if value.isascii():  # NFKD and accent stripping change nothing in ASCII
+        return " ".join(value.lower().split())
     decomposed = unicodedata.normalize("NFKD", value)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return _SPACES.sub(" ", stripped.casefold()).strip()

@@ -49,3 +49,49 @@ def insert_rows(objs: Sequence[Model]) -> None:
         params.append(row)
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
+
+
+def reserve_ids(table: str, count: int) -> list[int]:
+    """``count`` new primary keys for ``table``, taken before the rows are inserted.
+
+    PostgreSQL draws them from the column's sequence (identity) in one round trip. On SQLite
+    the caller is inside a write transaction (``transaction_mode=IMMEDIATE``), so nobody else
+    can insert between this read and the insert; the AUTOINCREMENT sequence is respected so a
+    deleted row's id is never reused.
+    """
+    if count <= 0:
+        return []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [table, count],
+            )
+            return [row[0] for row in cursor.fetchall()]
+        qn = connection.ops.quote_name
+        cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {qn(table)}")  # noqa: S608
+        top = cursor.fetchone()[0]
+        cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
+        row = cursor.fetchone()
+        top = max(top, row[0] if row else 0)
+        return list(range(top + 1, top + 1 + count))
+
+
+def insert_tuples(table: str, columns: Sequence[str], rows: Sequence[Sequence]) -> None:
+    """INSERT plain tuples (values already in database form): ``executemany`` on SQLite,
+    ``COPY`` on PostgreSQL. Columns come from model metadata, never from input."""
+    if not rows:
+        return
+    qn = connection.ops.quote_name
+    cols = ", ".join(qn(c) for c in columns)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The raw psycopg cursor: wrap its errors so a conflict is Django's IntegrityError.
+            with connection.wrap_database_errors:
+                with cursor.cursor.copy(f"COPY {qn(table)} ({cols}) FROM STDIN") as copy:  # noqa: S608
+                    write = copy.write_row
+                    for row in rows:
+                        write(row)
+            return
+        marks = ", ".join(["%s"] * len(columns))
+        cursor.executemany(f"INSERT INTO {qn(table)} ({cols}) VALUES ({marks})", rows)  # noqa: S608

@@ -27,7 +27,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from ..models import (
@@ -202,6 +202,22 @@ CHANNELS = tuple(c.value for c in Channel)
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 MISSING = object()
 
+_POINTS_KINDS = frozenset(PointsEntry.Kind.values)
+_STORE_SOURCES = frozenset(FavoriteStoreSource.values)
+_STATUSES = frozenset(PersonaStatus.values)
+_ENTRY_SOURCES = frozenset(EntrySource.values)
+_TODAY: list[Any] = [None, None]  # (minute, time zone) → local date
+
+
+def _local_today() -> dt.date:
+    """``timezone.localdate()``, worked out at most once a minute per time zone (bulk paths
+    validate a birthday on every row)."""
+    key = (int(timezone.now().timestamp()) // 60, timezone.get_current_timezone_name())
+    if _TODAY[0] != key:
+        _TODAY[0], _TODAY[1] = key, timezone.localdate()
+    return _TODAY[1]
+
+
 FAVORITE_STORE_RANK = {
     FavoriteStoreSource.WALLET: 5,
     FavoriteStoreSource.SIGNUP_FORM: 4,
@@ -274,7 +290,7 @@ def _validate_field(name: str, value: Any) -> Any:
             value = value.date()
         if not isinstance(value, dt.date):
             raise ValidationError("Enter the birthday as a date.")
-        if value > timezone.localdate() or value.year < 1900:
+        if value > _local_today() or value.year < 1900:
             raise ValidationError("The birthday must be a real date in the past.")
         return value
     if name == "loyalty_enrolled":
@@ -282,7 +298,7 @@ def _validate_field(name: str, value: Any) -> Any:
             raise ValidationError("Loyalty must be on or off.")
         return value
     if name == "entry_source":
-        if value not in EntrySource.values:
+        if value not in _ENTRY_SOURCES:
             raise ValidationError("Unknown entry source.")
         return value
     if name == "import_job_id":
@@ -350,7 +366,7 @@ def validate(changeset: Changeset, *, creating: bool) -> _Clean:
             errors.setdefault("consent", []).append(f"Unknown consent action “{op.action}”.")
     if changeset.favorite_store is not None:
         store_id, source = changeset.favorite_store
-        if source not in FavoriteStoreSource.values:
+        if source not in _STORE_SOURCES:
             errors.setdefault("favorite_store", []).append("Unknown favorite store source.")
         elif (
             store_id is not None
@@ -359,13 +375,13 @@ def validate(changeset: Changeset, *, creating: bool) -> _Clean:
         ):
             errors.setdefault("favorite_store", []).append("Unknown store.")
     for op in changeset.points:
-        if op.kind not in PointsEntry.Kind.values:
+        if op.kind not in _POINTS_KINDS:
             errors.setdefault("points", []).append("Unknown kind of points entry.")
         if not isinstance(op.points, int) or isinstance(op.points, bool):
             errors.setdefault("points", []).append("Points must be a whole number.")
         elif abs(op.points) > 10_000_000:
             errors.setdefault("points", []).append("That is too many points for one entry.")
-    if changeset.status is not None and changeset.status[0] not in PersonaStatus.values:
+    if changeset.status is not None and changeset.status[0] not in _STATUSES:
         errors.setdefault("status", []).append("Unknown status.")
     if errors:
         raise ChangeError(errors)
@@ -434,6 +450,28 @@ def apply_attribute_ops(
         else:
             outcomes.append({"op": "remove", "key": key, "result": "absent"})
     return attrs, outcomes
+
+
+def _plan_attributes(
+    before_attrs: dict[str, Any], clean: _Clean, changes: dict[str, dict[str, Any]]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """add → set → remove over ``before_attrs``; records each changed key in ``changes``."""
+    after_attrs, outcomes = apply_attribute_ops(before_attrs, clean.add, clean.set, clean.remove)
+    touched = {o["key"] for o in outcomes}
+    for key in sorted(touched):
+        b = before_attrs.get(key, MISSING)
+        a = after_attrs.get(key, MISSING)
+        if b is MISSING and a is MISSING:
+            continue  # e.g. created then removed inside one node: nothing changed
+        if b is not MISSING and a is not MISSING and a == b and type(a) is type(b):
+            continue
+        changes[f"attr:{key}"] = {
+            "before": None if b is MISSING else b,
+            "after": None if a is MISSING else a,
+            "op": "created" if b is MISSING else ("removed" if a is MISSING else "replaced"),
+            "ops": [f"{o['op']}:{o['result']}" for o in outcomes if o["key"] == key],
+        }
+    return after_attrs, outcomes
 
 
 def _plan_consent(plan: Plan, op: ConsentOp, actor: Actor, now: dt.datetime) -> None:
@@ -617,24 +655,8 @@ def plan_changes(
 
     if clean.add or clean.set or clean.remove:
         before_attrs = dict(persona.attributes or {})
-        after_attrs, outcomes = apply_attribute_ops(
-            before_attrs, clean.add, clean.set, clean.remove
-        )
+        after_attrs, outcomes = _plan_attributes(before_attrs, clean, plan.changes)
         plan.attribute_ops = outcomes
-        touched = {o["key"] for o in outcomes}
-        for key in sorted(touched):
-            b = before_attrs.get(key, MISSING)
-            a = after_attrs.get(key, MISSING)
-            if b is MISSING and a is MISSING:
-                continue  # e.g. created then removed inside one node: nothing changed
-            if b is not MISSING and a is not MISSING and a == b and type(a) is type(b):
-                continue
-            plan.changes[f"attr:{key}"] = {
-                "before": None if b is MISSING else b,
-                "after": None if a is MISSING else a,
-                "op": "created" if b is MISSING else ("removed" if a is MISSING else "replaced"),
-                "ops": [f"{o['op']}:{o['result']}" for o in outcomes if o["key"] == key],
-            }
         if after_attrs != before_attrs:
             persona.attributes = after_attrs
             plan.dirty_fields.add("attributes")
@@ -996,6 +1018,7 @@ class CreateOutcome:
     persona: Persona | None
     error: ChangeError | None = None
     deferred_messages: bool = False
+    persona_id: int | None = None
 
 
 def create_many(
@@ -1003,52 +1026,353 @@ def create_many(
 ) -> list[CreateOutcome]:
     """The bulk form of ``create``: same planning and audit trail, batched inserts.
 
-    A refused changeset is reported in its outcome and does not stop the others. If the batch
-    insert hits a uniqueness conflict (another writer got there first), the batch falls back to
-    one insert per persona, each in its own savepoint, so only the conflicting rows fail.
+    A refused changeset is reported in its outcome and does not stop the others. Changesets a
+    bulk caller has prechecked (blocklist, duplicates, store ids) and that need no message sent
+    now are planned on plain values and written as tuples (``_create_rows``): the same
+    validation, the same audit event, consent history and ledger rows as ``plan_changes``
+    gives (tests compare the two). Anything else, and any batch whose insert hits a
+    uniqueness conflict (another writer got there first), takes the model path below, one
+    insert per persona in its own savepoint, so only the conflicting rows fail.
+    Outcomes carry ``persona_id``; ``persona`` is only set on the model path.
     """
     now = timezone.now()
-    outcomes: list[CreateOutcome] = []
-    ready: list[tuple[int, Plan, Actor, Changeset]] = []
+    outcomes: list[CreateOutcome | None] = [None] * len(items)
     token = _STORE_LABELS.set({})
     try:
+        fast: list[tuple[int, _RowPlan]] = []
+        slow: list[int] = []
+        defaults = _fresh_values(entry_source)
         for index, (changeset, actor) in enumerate(items):
-            persona = Persona(entry_source=entry_source, created_at=now, updated_at=now)
-            try:
-                plan = plan_changes(persona, changeset, actor, now=now)
-            except ChangeError as exc:
-                outcomes.append(CreateOutcome(None, exc))
+            if not _fast_create_eligible(changeset):
+                slow.append(index)
                 continue
-            outcomes.append(CreateOutcome(persona, None, bool(plan.deferred_messages)))
-            ready.append((index, plan, actor, changeset))
+            try:
+                row = _plan_row(changeset, actor, defaults, now)
+            except ChangeError as exc:
+                outcomes[index] = CreateOutcome(None, exc)
+            except _NotFast:
+                slow.append(index)
+            else:
+                fast.append((index, row))
+        with transaction.atomic():
+            if fast and not _create_rows(fast, entry_source, now):
+                slow = sorted(slow + [index for index, _ in fast])
+            if slow:
+                _create_models([(i, *items[i]) for i in slow], entry_source, now, outcomes)
+        for index, row in fast:
+            if outcomes[index] is None:
+                outcomes[index] = CreateOutcome(None, None, row.deferred, row.values["id"])
     finally:
         _STORE_LABELS.reset(token)
-    if not ready:
-        return outcomes
-    with transaction.atomic():
-        written = ready
+    return outcomes  # type: ignore[return-value]
+
+
+def _create_models(
+    items: Sequence[tuple[int, Changeset, Actor]],
+    entry_source: str,
+    now: dt.datetime,
+    outcomes: list[CreateOutcome | None],
+) -> None:
+    """The model path of ``create_many`` (runs inside its transaction)."""
+    ready: list[tuple[int, Plan, Actor, Changeset]] = []
+    for index, changeset, actor in items:
+        persona = Persona(entry_source=entry_source, created_at=now, updated_at=now)
         try:
-            with transaction.atomic():
-                Persona.objects.bulk_create([plan.persona for _, plan, _, _ in ready])
-        except IntegrityError:
-            written = []
-            for index, plan, actor, changeset in ready:
-                plan.persona.pk = None
-                try:
-                    with transaction.atomic():
-                        plan.persona.save(force_insert=True)
-                except IntegrityError as exc:
-                    outcomes[index] = CreateOutcome(
-                        None, _integrity_to_duplicate(plan.persona, exc)
-                    )
-                    continue
-                written.append((index, plan, actor, changeset))
-        events = [
-            _audit(plan, actor, "created", changeset.note, now)
-            for _, plan, actor, changeset in written
+            plan = plan_changes(persona, changeset, actor, now=now)
+        except ChangeError as exc:
+            outcomes[index] = CreateOutcome(None, exc)
+            continue
+        outcomes[index] = CreateOutcome(persona, None, bool(plan.deferred_messages))
+        ready.append((index, plan, actor, changeset))
+    if not ready:
+        return
+    written = ready
+    try:
+        with transaction.atomic():
+            Persona.objects.bulk_create([plan.persona for _, plan, _, _ in ready])
+    except IntegrityError:
+        written = []
+        for index, plan, actor, changeset in ready:
+            plan.persona.pk = None
+            try:
+                with transaction.atomic():
+                    plan.persona.save(force_insert=True)
+            except IntegrityError as exc:
+                outcomes[index] = CreateOutcome(None, _integrity_to_duplicate(plan.persona, exc))
+                continue
+            written.append((index, plan, actor, changeset))
+    for index, plan, _, _ in written:
+        outcomes[index].persona_id = plan.persona.pk  # type: ignore[union-attr]
+    events = [
+        _audit(plan, actor, "created", changeset.note, now) for _, plan, actor, changeset in written
+    ]
+    plans = [plan for _, plan, _, _ in written]
+    _write_related(plans, events, bulk=True)
+    _queue_messages(plans)
+    _notify(plans, [actor for _, _, actor, _ in written], created=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Creation on plain values (the bulk import path)
+#
+# A new persona starts from known defaults, so planning its creation needs no model instance:
+# ``_plan_row`` follows ``plan_changes`` step by step for the changesets
+# ``_fast_create_eligible`` admits, and raises ``_NotFast`` where that path would do something
+# it does not (a refused push opt-in, a text opt-in without a phone, a message to send now).
+
+
+class _NotFast(Exception):
+    pass
+
+
+_FAST_CONSENT_ACTIONS = (
+    ConsentAction.OPT_IN,
+    ConsentAction.OPT_OUT,
+    ConsentAction.REQUEST_DOUBLE_OPT_IN,
+)
+
+
+def _fast_create_eligible(changeset: Changeset) -> bool:
+    return (
+        changeset.prechecked
+        and not changeset.remove
+        and changeset.status is None
+        and not changeset.merged_into
+        and not changeset.expected
+        and all(op.action in _FAST_CONSENT_ACTIONS for op in changeset.consents)
+    )
+
+
+@dataclass
+class _RowPlan:
+    values: dict[str, Any]
+    changes: dict[str, dict[str, Any]]
+    consents: list[tuple[str, str, str, bool]]  # channel, before, after, hard
+    points: list[PointsOp]
+    actor: Actor
+    note: str
+    deferred: bool
+
+
+def _fresh_values(entry_source: str) -> dict[str, Any]:
+    persona = Persona(entry_source=entry_source)
+    return {f.attname: getattr(persona, f.attname) for f in Persona._meta.concrete_fields}
+
+
+def _plan_row(
+    changeset: Changeset, actor: Actor, defaults: dict[str, Any], now: dt.datetime
+) -> _RowPlan:
+    clean = validate(changeset, creating=True)
+    values = dict(defaults)
+    changes: dict[str, dict[str, Any]] = {}
+    for name, value in clean.fields.items():
+        before = values[name]
+        if before == value:
+            continue
+        values[name] = value
+        changes[name] = {"before": _json(before), "after": _json(value)}
+    values["first_key"] = name_key(values["first_name"])
+    values["last_key"] = name_key(values["last_name"])
+    values["phone_rev"] = phone_reversed(values["phone"])
+    if values["loyalty_enrolled"]:
+        values["loyalty_enrolled_at"] = now
+    attributes: dict[str, Any] = {}
+    if clean.add or clean.set:
+        attributes, _ = _plan_attributes({}, clean, changes)
+    values["attributes"] = attributes
+    if changeset.favorite_store is not None:
+        store_id, source = changeset.favorite_store
+        values["favorite_store_id"] = store_id
+        values["favorite_store_source"] = source if store_id else ""
+        if store_id is not None:
+            changes["favorite_store"] = {
+                "before": None,
+                "after": _store_label(store_id),
+                "source": source,
+            }
+    consents: list[tuple[str, str, str, bool]] = []
+    messages = False
+    for op in changeset.consents:
+        field_name = f"{op.channel}_consent"
+        before = values[field_name]
+        after = before
+        if op.action == ConsentAction.OPT_OUT:
+            after = ConsentState.OPTED_OUT
+        else:
+            if op.channel == Channel.PUSH and actor.kind != "customer":
+                raise _NotFast  # refused: the model path says why
+            explicit = op.action == ConsentAction.REQUEST_DOUBLE_OPT_IN
+            wants_doi = explicit or (
+                op.channel == Channel.TEXT
+                and actor.kind != "customer"
+                and settings.PERSONAS_TEXT_DOUBLE_OPT_IN
+            )
+            if op.channel == Channel.TEXT and wants_doi and (actor.kind != "customer" or explicit):
+                if not values["phone"]:
+                    raise _NotFast
+                if before != ConsentState.OPTED_IN:
+                    after = ConsentState.PENDING
+                    messages = True
+            else:
+                after = ConsentState.OPTED_IN
+        if after == before:
+            continue
+        values[field_name] = after
+        changes[f"consent:{op.channel}"] = {"before": before, "after": after}
+        consents.append((op.channel, before, after, False))
+    if messages and changeset.send_messages:
+        raise _NotFast  # a text to queue now: the model path queues it
+    if changeset.points:
+        balance = sum(op.points for op in changeset.points)
+        values["points_balance"] = balance
+        if balance != 0:
+            changes["points_balance"] = {"before": 0, "after": balance}
+    return _RowPlan(values, changes, consents, changeset.points, actor, changeset.note, messages)
+
+
+def _create_rows(rows: Sequence[tuple[int, _RowPlan]], entry_source: str, now: dt.datetime) -> bool:
+    """Insert planned rows and their audit, consent and ledger rows as tuples.
+
+    Returns False, having written nothing, when the persona insert conflicts with a row
+    another writer added (the caller then takes the model path).
+    """
+    import json
+
+    from django.db import connection
+
+    from .bulkdb import insert_tuples, reserve_ids
+
+    sqlite = connection.vendor == "sqlite"
+    ids = reserve_ids(Persona._meta.db_table, len(rows))
+    when = connection.ops.adapt_datetimefield_value(now) if sqlite else now
+    fields = Persona._meta.concrete_fields
+    columns = [f.column for f in fields]
+    dates = {f.attname for f in fields if isinstance(f, models.DateField)}
+    persona_rows = []
+    for (_, row), pk in zip(rows, ids, strict=True):
+        values = row.values
+        values["id"] = pk
+        values["created_at"] = values["updated_at"] = now
+        out = []
+        for f in fields:
+            value = values[f.attname]
+            if f.attname == "attributes":
+                value = json.dumps(value)
+            elif sqlite and value is not None and f.attname in dates:
+                value = when if value is now else value.isoformat()
+            out.append(value)
+        persona_rows.append(out)
+    try:
+        with transaction.atomic():
+            insert_tuples(Persona._meta.db_table, columns, persona_rows)
+    except IntegrityError:
+        return False
+    audit_rows, consent_rows, points_rows = [], [], []
+    for (_, row), pk in zip(rows, ids, strict=True):
+        actor = row.actor
+        user_id = actor.user.pk if actor.user is not None else None
+        label = actor.label[:200]
+        audit_rows.append(
+            (
+                pk,
+                "created",
+                actor.kind,
+                user_id,
+                label,
+                json.dumps(actor.ref),
+                json.dumps(row.changes),
+                row.note[:300],
+                when,
+            )
+        )
+        for channel, before, after, hard in row.consents:
+            consent_rows.append(
+                (pk, channel, before, after, hard, actor.kind, label, user_id, when)
+            )
+        for op in row.points:
+            points_rows.append(
+                (pk, op.kind, op.points, op.reason[:200], op.purchase_id, user_id, label, when)
+            )
+    insert_tuples(
+        AuditEvent._meta.db_table,
+        (
+            "persona_id",
+            "action",
+            "actor_kind",
+            "actor_user_id",
+            "actor_label",
+            "actor_ref",
+            "changes",
+            "note",
+            "created_at",
+        ),
+        audit_rows,
+    )
+    insert_tuples(
+        ConsentChange._meta.db_table,
+        (
+            "persona_id",
+            "channel",
+            "before",
+            "after",
+            "hard",
+            "actor_kind",
+            "actor_label",
+            "actor_user_id",
+            "created_at",
+        ),
+        consent_rows,
+    )
+    insert_tuples(
+        PointsEntry._meta.db_table,
+        (
+            "persona_id",
+            "kind",
+            "points",
+            "reason",
+            "purchase_id",
+            "actor_user_id",
+            "actor_label",
+            "created_at",
+        ),
+        points_rows,
+    )
+    if CHANGE_HOOKS:
+        notices = [
+            ChangeNotice(
+                persona_id=row.values["id"],
+                created=True,
+                changes=row.changes,
+                actor_kind=row.actor.kind,
+                entry_source=entry_source,
+                signup_form_id=row.values["signup_form_id"],
+                import_job_id=row.values["import_job_id"],
+            )
+            for _, row in rows
         ]
-        plans = [plan for _, plan, _, _ in written]
-        _write_related(plans, events, bulk=True)
-        _queue_messages(plans)
-        _notify(plans, [actor for _, _, actor, _ in written], created=True)
-    return outcomes
+
+        def run() -> None:
+            for hook in CHANGE_HOOKS:
+                hook(notices)
+
+        transaction.on_commit(run)
+    return True
+
+
+def plan_create(changeset: Changeset, actor: Actor, *, entry_source: str) -> dict[str, Any]:
+    """What creating a persona from ``changeset`` would record (a dry run: nothing written).
+
+    Raises ChangeError exactly as ``create_many`` would report it.
+    """
+    now = timezone.now()
+    token = _STORE_LABELS.set({})
+    try:
+        if _fast_create_eligible(changeset):
+            try:
+                return _plan_row(changeset, actor, _fresh_values(entry_source), now).changes
+            except _NotFast:
+                pass
+        persona = Persona(entry_source=entry_source, created_at=now, updated_at=now)
+        return plan_changes(persona, changeset, actor, now=now).changes
+    finally:
+        _STORE_LABELS.reset(token)

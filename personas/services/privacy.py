@@ -58,7 +58,7 @@ def register_erasure_hook(hook: ErasureHook) -> None:
 
 def identifier_digest(kind: str, normalised: str) -> str:
     key = settings.BLOCKLIST_HMAC_KEY.encode()
-    return hmac.new(key, f"{kind}:{normalised}".encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, f"{kind}:{normalised}".encode(), hashlib.sha256).hex()
 
 
 def identifier_digests(*, phone: str | None = None, email: str | None = None) -> list[str]:
