@@ -243,6 +243,7 @@ class ParsedRow:
     points: int | None = None
     store: str = ""
     errors: list[str] = field(default_factory=list)
+    prints: list[int] = field(default_factory=list)  # identifier fingerprints (in-file dedupe)
 
     @property
     def empty(self) -> bool:

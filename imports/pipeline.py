@@ -36,6 +36,7 @@ from personas.services.changes import (
 from personas.services.privacy import blocked_digests, identifier_digest
 
 from .csvfile import iter_rows, storable
+from .dedupe import SeenIdentifiers, fingerprint
 from .mapping import TARGETS, ParsedRow, parse_row
 from .models import ImportIssue, ImportJob, PendingDoubleOptIn
 
@@ -71,12 +72,6 @@ class Counts:
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in OUTCOMES}
-
-
-def _fingerprint(kind: str, value: str) -> int:
-    # 64-bit hash of the identifier, only compared within one run of one process: the same
-    # collision odds as an 8-byte digest at a fraction of the cost.
-    return hash((kind, value))
 
 
 # What the matcher reads of an existing persona: one tuple per row, no model instance.
@@ -176,11 +171,16 @@ class Importer:
             stores[store.name.strip().lower()] = store.pk
             stores[store.code.strip().lower()] = store.pk
         self.stores = stores
-        self.seen: dict[int, int] = {}  # identifier fingerprint → first line in this file
+        # Identifiers of the rows taken so far → their line (on disk: memory stays flat).
+        self.seen = SeenIdentifiers()
+
+    def close(self) -> None:
+        self.seen.close()
 
     # -- parsing and in-file dedupe -------------------------------------------------------------
 
     def _parse(self, line: int, cells: list[str]) -> tuple[ParsedRow, RowResult | None]:
+        """Parse and validate one row; its identifier fingerprints go to ``row.prints``."""
         row = parse_row(line, cells, self.columns)
         if row.empty:
             return row, RowResult(line, "skipped", "Empty row.", cells)
@@ -196,19 +196,11 @@ class Importer:
             return row, RowResult(
                 line, "error", "No phone, email or customer ID to identify the customer.", cells
             )
-        prints = [
-            _fingerprint(k, str(row.fields[k]))
+        row.prints = [
+            fingerprint(k, str(row.fields[k]))
             for k in ("phone", "email", "customer_id")
             if row.fields.get(k)
         ]
-        for fp in prints:
-            first = self.seen.get(fp)
-            if first is not None:
-                return row, RowResult(
-                    line, "skipped", f"Same customer as line {first} of this file.", cells
-                )
-        for fp in prints:
-            self.seen[fp] = line
         return row, None
 
     # -- matching -------------------------------------------------------------------------------
@@ -366,13 +358,23 @@ class Importer:
 
     def process(self, batch: list[tuple[int, list[str]]]) -> list[RowResult]:
         results: dict[int, RowResult] = {}
-        parsed: list[ParsedRow] = []
+        candidates: list[ParsedRow] = []
         for line, cells in batch:
             row, refused = self._parse(line, cells)
             if refused:
                 results[line] = refused
             else:
+                candidates.append(row)
+        repeats = self.seen.first_lines([(row.line, row.prints) for row in candidates])
+        parsed: list[ParsedRow] = []
+        for row in candidates:
+            first = repeats.get(row.line)
+            if first is None:
                 parsed.append(row)
+            else:
+                results[row.line] = RowResult(
+                    row.line, "skipped", f"Same customer as line {first} of this file.", row.raw
+                )
         found = self._lookup(parsed)
         digests: dict[int, list[str]] = {}
         for row in parsed:
@@ -520,15 +522,22 @@ def preview(job: ImportJob) -> dict[str, Any]:
     examples: dict[str, list[dict[str, Any]]] = {name: [] for name in OUTCOMES}
     rows = iter_rows(job.file.path, encoding=job.encoding, delimiter=job.delimiter)
     done = 0
-    for batch in batches(rows, BATCH_SIZE):
-        for result in importer.process(batch):
-            counts.add(result.outcome)
-            if len(examples[result.outcome]) < PREVIEW_EXAMPLES:
-                examples[result.outcome].append(
-                    {"line": result.line, "reason": result.reason, "cells": _cells(batch, result)}
-                )
-        done += len(batch)
-        ImportJob.objects.filter(pk=job.pk).update(rows_done=done, heartbeat_at=timezone.now())
+    try:
+        for batch in batches(rows, BATCH_SIZE):
+            for result in importer.process(batch):
+                counts.add(result.outcome)
+                if len(examples[result.outcome]) < PREVIEW_EXAMPLES:
+                    examples[result.outcome].append(
+                        {
+                            "line": result.line,
+                            "reason": result.reason,
+                            "cells": _cells(batch, result),
+                        }
+                    )
+            done += len(batch)
+            ImportJob.objects.filter(pk=job.pk).update(rows_done=done, heartbeat_at=timezone.now())
+    finally:
+        importer.close()
     return {"counts": counts.as_dict(), "examples": examples, "total": counts.total}
 
 
@@ -561,6 +570,13 @@ def run(job_id: int) -> ImportJob:
     )
     job.refresh_from_db()
     importer = Importer(job, write=True)
+    try:
+        return _run_batches(importer, job)
+    finally:
+        importer.close()
+
+
+def _run_batches(importer: Importer, job: ImportJob) -> ImportJob:
     rows = iter_rows(
         job.file.path,
         encoding=job.encoding,
