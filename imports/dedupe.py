@@ -64,7 +64,8 @@ class SeenIdentifiers:
             for fp in prints:
                 new[fp] = line
         if new:
-            self.db.executemany("INSERT INTO seen (fp, line) VALUES (?, ?)", new.items())
+            # In key order: each insert lands next to the previous one in the B-tree.
+            self.db.executemany("INSERT INTO seen (fp, line) VALUES (?, ?)", sorted(new.items()))
         return repeats
 
     def close(self) -> None:
