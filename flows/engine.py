@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from liquid import Environment
@@ -29,7 +30,7 @@ from personas import messaging
 from personas.models import AuditEvent, ConsentState, Persona, PersonaStatus
 from personas.normalize import normalize_email, try_phone
 from personas.services import changes
-from personas.services.bulkdb import insert_rows, update_rows
+from personas.services.bulkdb import insert_tuples
 from personas.services.changes import (
     Actor,
     AttributeOp,
@@ -75,10 +76,67 @@ class TemplateError(Exception):
     pass
 
 
+# The common template shape, "text {{ a.b.c }} text", rendered without Liquid when every name
+# on the path is a key of a plain dict and the value is text or a whole number: the result is
+# then exactly Liquid's (tests compare the two). Anything else goes through Liquid.
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_OUTPUT_RE = re.compile(rf"\{{\{{[ \t\r\n]*({_NAME}(?:\.{_NAME})*)[ \t\r\n]*\}}\}}")
+_LIQUID_LITERALS = frozenset({"empty", "blank", "nil", "null", "true", "false"})
+_FAST_OUTPUT_LIMIT = 1000  # well under the sandbox's output limit
+
+
+@lru_cache(maxsize=2048)
+def _simple_parts(text: str) -> tuple[tuple[str, tuple[str, ...]], ...] | None:
+    """``((literal, path), …)`` for a template made only of literal text and plain
+    ``{{ a.b }}`` outputs; None for anything else (tags, filters, indexes, literals)."""
+    parts = []
+    pos = 0
+    for m in _OUTPUT_RE.finditer(text):
+        literal = text[pos : m.start()]
+        if "{" in literal or "}" in literal:
+            return None
+        path = tuple(m.group(1).split("."))
+        if path[0] in _LIQUID_LITERALS:
+            return None
+        parts.append((literal, path))
+        pos = m.end()
+    tail = text[pos:]
+    if "{" in tail or "}" in tail:
+        return None
+    parts.append((tail, ()))
+    return tuple(parts)
+
+
+def _render_simple(parts, context: dict[str, Any]) -> str | None:
+    out = []
+    for literal, path in parts:
+        out.append(literal)
+        if not path:
+            continue
+        value: Any = context
+        for name in path:
+            if type(value) is not dict or name not in value:
+                return None
+            value = value[name]
+        if type(value) is str:
+            out.append(value)
+        elif type(value) is int:
+            out.append(str(value))
+        else:
+            return None
+    text = "".join(out)
+    return text if len(text) <= _FAST_OUTPUT_LIMIT else None
+
+
 def render(template: Any, context: dict[str, Any]) -> str:
     text = "" if template is None else str(template)
     if "{" not in text:
         return text
+    parts = _simple_parts(text)
+    if parts is not None:
+        fast = _render_simple(parts, context)
+        if fast is not None:
+            return fast
     try:
         return _parse(text).render(**context)
     except LiquidError as exc:
@@ -781,6 +839,41 @@ def advance_batch(run_ids: Iterable[int], *, now: dt.datetime | None = None) -> 
     return applied
 
 
+def _has_template(value: Any) -> bool:
+    """Whether rendering any string in a step's properties could read the context."""
+    if isinstance(value, str):
+        return "{" in value
+    if isinstance(value, dict):
+        return any(_has_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_template(v) for v in value)
+    return False
+
+
+_RUN_COLUMNS = (
+    "status",
+    "current_state",
+    "context",
+    "steps_taken",
+    "wake_at",
+    "error",
+    "finished_at",
+    "updated_at",
+)
+_LOG_COLUMNS = (
+    "run_id",
+    "step",
+    "step_type",
+    "started_at",
+    "finished_at",
+    "inputs",
+    "outputs",
+    "event",
+    "next_step",
+    "error",
+)
+
+
 def _batch_round(run_ids: list[int], now: dt.datetime) -> tuple[list[int], int]:
     with transaction.atomic():
         runs = [
@@ -796,14 +889,20 @@ def _batch_round(run_ids: list[int], now: dt.datetime) -> tuple[list[int], int]:
         versions = FlowVersion.objects.in_bulk({r.version_id for r in runs})
         flows = Flow.objects.in_bulk({r.flow_id for r in runs})
         state_maps = {vid: _states(v) for vid, v in versions.items()}
+        templated: dict[int, bool] = {}  # id(state) → its properties hold a template
         for r in runs:
             r.version = versions[r.version_id]
             r.flow = flows[r.flow_id]
-        personas = Persona.objects.select_related("favorite_store").in_bulk(
-            [r.persona_id for r in runs]
-        )
-        logs: list[FlowStepLog] = []
-        updates: list[tuple[FlowRun, dict, dict]] = []  # (run, state, result-ish)
+        # The round's personas, locked once (in id order) for the whole round: the steps'
+        # contexts are read from, and ``apply_many`` plans on, the same locked rows.
+        personas = {
+            p.pk: p
+            for p in Persona.objects.select_for_update(of=("self",))
+            .select_related("favorite_store")
+            .filter(pk__in={r.persona_id for r in runs})
+            .order_by("pk")
+        }
+        updates: list[tuple[FlowRun, dict, StepResult]] = []
         bulk_pu: list[tuple[FlowRun, dict, Changeset, dict]] = []
         bulk_tr: list[tuple[FlowRun, dict, int, Changeset, dict]] = []
         started = timezone.now()
@@ -831,14 +930,20 @@ def _batch_round(run_ids: list[int], now: dt.datetime) -> tuple[list[int], int]:
                 _finish(run, FlowRun.Status.FAILED, now, error)
                 finished.append(run)
                 continue
-            ctx = _context(run, persona, run.flow.name)
             props = state.get("properties") or {}
+            kind = state["type"]
             try:
-                if state["type"] == "persona-update":
+                if kind in ("persona-update", "update-profile-traits"):
+                    uses = templated.get(id(state))
+                    if uses is None:
+                        uses = templated[id(state)] = _has_template(props)
+                    # Without a template nothing reads the context: it is not built.
+                    ctx = _context(run, persona, run.flow.name) if uses else {}
+                if kind == "persona-update":
                     changeset, inputs = _prepare_persona_update(props, ctx)
                     bulk_pu.append((run, state, changeset, inputs))
                     continue
-                if state["type"] == "update-profile-traits":
+                if kind == "update-profile-traits":
                     sid, traits, inputs = _prepare_traits(props, ctx)
                     target = targets.get(sid, personas) if sid else None
                     if not _visible(target):
@@ -869,61 +974,40 @@ def _batch_round(run_ids: list[int], now: dt.datetime) -> tuple[list[int], int]:
                 [
                     (r.persona_id, cs, Actor.flow_step(r.flow.name, r.pk, s["name"]))
                     for r, s, cs, _ in bulk_pu
-                ]
+                ],
+                locked=personas,
             )
             for (run, state, _cs, inputs), out in zip(bulk_pu, outcomes, strict=True):
                 if out.error is not None:
-                    updates.append(
-                        (
-                            run,
-                            state,
-                            StepResult("failed", inputs, error=" ".join(out.error.messages)),
-                        )
-                    )
+                    result = StepResult("failed", inputs, error=" ".join(out.error.messages))
                 else:
-                    updates.append(
-                        (
-                            run,
-                            state,
-                            StepResult(
-                                "next",
-                                inputs,
-                                {"operations": out.attribute_ops},
-                                changes=out.changes,
-                            ),
-                        )
+                    result = StepResult(
+                        "next", inputs, {"operations": out.attribute_ops}, changes=out.changes
                     )
+                updates.append((run, state, result))
         if bulk_tr:
             outcomes = changes.apply_many(
                 [
                     (pid, cs, Actor.flow_step(r.flow.name, r.pk, s["name"]))
                     for r, s, pid, cs, _ in bulk_tr
-                ]
+                ],
+                locked=personas,
             )
             for (run, state, pid, _cs, inputs), out in zip(bulk_tr, outcomes, strict=True):
                 if out.error is not None:
-                    updates.append(
-                        (
-                            run,
-                            state,
-                            StepResult("failed", inputs, error=" ".join(out.error.messages)[:500]),
-                        )
-                    )
+                    result = StepResult("failed", inputs, error=" ".join(out.error.messages)[:500])
                 else:
-                    updates.append(
-                        (
-                            run,
-                            state,
-                            StepResult(
-                                "profileUpdated",
-                                inputs,
-                                {"profileConnectSid": str(pid)},
-                                changes=out.changes,
-                            ),
-                        )
+                    result = StepResult(
+                        "profileUpdated",
+                        inputs,
+                        {"profileConnectSid": str(pid)},
+                        changes=out.changes,
                     )
+                updates.append((run, state, result))
         ended = timezone.now()
         continuing: list[int] = []
+        logs: list[tuple] = []
+        dumps = json.dumps
         for run, state, result in updates:
             if result.wait_until is not None:
                 run.status = FlowRun.Status.WAITING
@@ -933,15 +1017,17 @@ def _batch_round(run_ids: list[int], now: dt.datetime) -> tuple[list[int], int]:
                     "_waiting": {"step": state["name"], "until": result.inputs["until"]},
                 }
                 logs.append(
-                    FlowStepLog(
-                        run=run,
-                        step=state["name"],
-                        step_type=state["type"],
-                        started_at=started,
-                        finished_at=ended,
-                        inputs=result.inputs,
-                        outputs={},
-                        event="waiting",
+                    (
+                        run.pk,
+                        state["name"],
+                        state["type"],
+                        started,
+                        ended,
+                        dumps(result.inputs, default=str),
+                        "{}",
+                        "waiting",
+                        "",
+                        "",
                     )
                 )
                 wake = result.wait_until
@@ -953,21 +1039,21 @@ def _batch_round(run_ids: list[int], now: dt.datetime) -> tuple[list[int], int]:
             widgets[state["name"]] = result.outputs
             context = {k: v for k, v in run.context.items() if k != "_waiting"}
             context["widgets"] = widgets
-            run.context = _jsonable(context)
+            run.context = context
             run.steps_taken += 1
             outputs = {**result.outputs, **({"changes": result.changes} if result.changes else {})}
             logs.append(
-                FlowStepLog(
-                    run=run,
-                    step=state["name"],
-                    step_type=state["type"],
-                    started_at=started,
-                    finished_at=ended,
-                    inputs=_jsonable(result.inputs),
-                    outputs=_jsonable(outputs),
-                    event=result.event,
-                    next_step=target or "",
-                    error=result.error,
+                (
+                    run.pk,
+                    state["name"],
+                    state["type"],
+                    started,
+                    ended,
+                    dumps(result.inputs, default=str),
+                    dumps(outputs, default=str),
+                    result.event,
+                    target or "",
+                    result.error,
                 )
             )
             if target is None:
@@ -984,17 +1070,37 @@ def _batch_round(run_ids: list[int], now: dt.datetime) -> tuple[list[int], int]:
                 run.wake_at = None
                 continuing.append(run.pk)
             finished.append(run)
-        insert_rows(logs)
-        update_rows(
-            finished,
-            [
-                "status",
-                "current_state",
-                "context",
-                "steps_taken",
-                "wake_at",
-                "error",
-                "finished_at",
-            ],
-        )
+        _write_round(logs, finished)
         return continuing, len(updates)
+
+
+def _write_round(logs: list[tuple], runs: list[FlowRun]) -> None:
+    """The round's step logs (one INSERT batch / COPY) and run positions (one UPDATE batch),
+    as plain tuples: values already in database form, JSON encoded once."""
+    adapt = connection.ops.adapt_datetimefield_value
+    if connection.vendor == "sqlite":  # SQLite stores datetimes as text (Django's format)
+        logs = [(*row[:3], adapt(row[3]), adapt(row[4]), *row[5:]) for row in logs]
+    insert_tuples(FlowStepLog._meta.db_table, _LOG_COLUMNS, logs)
+    if not runs:
+        return
+    updated = adapt(timezone.now())  # ``updated_at`` is what stall detection reads
+    dumps = json.dumps
+    qn = connection.ops.quote_name
+    assignments = ", ".join(f"{qn(c)} = %s" for c in _RUN_COLUMNS)
+    sql = f"UPDATE {qn(FlowRun._meta.db_table)} SET {assignments} WHERE id = %s"  # noqa: S608
+    rows = [
+        (
+            r.status,
+            r.current_state,
+            dumps(r.context, default=str),
+            r.steps_taken,
+            adapt(r.wake_at),
+            r.error,
+            adapt(r.finished_at),
+            updated,
+            r.pk,
+        )
+        for r in runs
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
