@@ -30,7 +30,7 @@ from personas import messaging
 from personas.models import AuditEvent, ConsentState, Persona, PersonaStatus
 from personas.normalize import normalize_email, try_phone
 from personas.services import changes
-from personas.services.bulkdb import insert_tuples
+from personas.services.bulkdb import insert_tuples, update_tuples
 from personas.services.changes import (
     Actor,
     AttributeOp,
@@ -824,19 +824,73 @@ class _TargetCache:
         return self.found[sid]
 
 
+# Step applications one transaction may hold: a batch's rounds share a transaction (its runs
+# and personas locked and loaded once) until it has applied this many, then commit.
+TRANSACTION_STEPS = 2000
+
+
 def advance_batch(run_ids: Iterable[int], *, now: dt.datetime | None = None) -> int:
-    """Advance many runs step by step; each round is one transaction for the whole batch
-    (persona changes through ``apply_many``, logs and run positions written together).
-    Returns the number of steps applied."""
+    """Advance many runs step by step, a round (one step of every run) at a time.
+
+    A transaction locks the batch's runs and their personas, then runs rounds until the runs
+    stop or it holds ``TRANSACTION_STEPS`` step applications; every step's persona changes
+    (through ``apply_many``), its log and the run's new position are written in it, so they
+    commit together. Returns the number of steps applied."""
     now = now or timezone.now()
     pending = list(run_ids)
     applied = 0
-    for _ in range(STEP_LIMIT + 1):
-        if not pending:
-            break
-        pending, n = _batch_round(pending, now)
-        applied += n
+    rounds = 0
+    while pending and rounds <= STEP_LIMIT:
+        with transaction.atomic():
+            batch = _lock_batch(pending, now)
+            in_transaction = 0
+            while batch.runs and rounds <= STEP_LIMIT:
+                n = _batch_round(batch, now)
+                rounds += 1
+                applied += n
+                in_transaction += n
+                if in_transaction >= TRANSACTION_STEPS:
+                    break
+            pending = [r.pk for r in batch.runs]
     return applied
+
+
+@dataclass
+class _Batch:
+    runs: list[FlowRun]
+    personas: dict[int, Persona]
+    state_maps: dict[int, dict[str, dict]]
+    templated: dict[int, bool] = field(default_factory=dict)  # id(state) → uses templates
+
+
+def _lock_batch(run_ids: list[int], now: dt.datetime) -> _Batch:
+    """Lock the runs that can go on now (others' locked runs are skipped) and their personas
+    (in id order), each loaded once for the transaction."""
+    runs = [
+        r
+        for r in FlowRun.objects.select_for_update(skip_locked=True).filter(
+            pk__in=run_ids, status__in=[FlowRun.Status.RUNNING, FlowRun.Status.WAITING]
+        )
+        if not (r.status == FlowRun.Status.WAITING and r.wake_at and r.wake_at > now)
+    ]
+    if not runs:
+        return _Batch([], {}, {})
+    # One copy of each version and flow for the whole batch (not one per run).
+    versions = FlowVersion.objects.in_bulk({r.version_id for r in runs})
+    flows = Flow.objects.in_bulk({r.flow_id for r in runs})
+    for r in runs:
+        r.version = versions[r.version_id]
+        r.flow = flows[r.flow_id]
+    # The steps' contexts are read from, and ``apply_many`` plans on, these locked rows;
+    # ``apply_many`` updates them in memory as it writes, so later rounds see every change.
+    personas = {
+        p.pk: p
+        for p in Persona.objects.select_for_update(of=("self",))
+        .select_related("favorite_store")
+        .filter(pk__in={r.persona_id for r in runs})
+        .order_by("pk")
+    }
+    return _Batch(runs, personas, {vid: _states(v) for vid, v in versions.items()})
 
 
 def _has_template(value: Any) -> bool:
@@ -874,174 +928,127 @@ _LOG_COLUMNS = (
 )
 
 
-def _batch_round(run_ids: list[int], now: dt.datetime) -> tuple[list[int], int]:
-    with transaction.atomic():
-        runs = [
-            r
-            for r in FlowRun.objects.select_for_update(skip_locked=True).filter(
-                pk__in=run_ids, status__in=[FlowRun.Status.RUNNING, FlowRun.Status.WAITING]
+def _batch_round(batch: _Batch, now: dt.datetime) -> int:
+    """One step of every run in the batch; ``batch.runs`` keeps the runs that go on.
+    Returns the number of steps applied."""
+    runs, personas, state_maps, templated = (
+        batch.runs,
+        batch.personas,
+        batch.state_maps,
+        batch.templated,
+    )
+    updates: list[tuple[FlowRun, dict, StepResult]] = []
+    bulk_pu: list[tuple[FlowRun, dict, Changeset, dict]] = []
+    bulk_tr: list[tuple[FlowRun, dict, int, Changeset, dict]] = []
+    started = timezone.now()
+    finished: list[FlowRun] = []
+    targets = _TargetCache()
+    for run in runs:
+        persona = personas.get(run.persona_id)
+        state = state_maps[run.version_id].get(run.current_state)
+        if not _visible(persona):
+            _finish(
+                run,
+                FlowRun.Status.STOPPED,
+                now,
+                "The persona left the flow (archived, merged, erased or hidden by privacy rules).",
             )
-            if not (r.status == FlowRun.Status.WAITING and r.wake_at and r.wake_at > now)
-        ]
-        if not runs:
-            return [], 0
-        # One copy of each version and flow for the whole batch (not one per run).
-        versions = FlowVersion.objects.in_bulk({r.version_id for r in runs})
-        flows = Flow.objects.in_bulk({r.flow_id for r in runs})
-        state_maps = {vid: _states(v) for vid, v in versions.items()}
-        templated: dict[int, bool] = {}  # id(state) → its properties hold a template
-        for r in runs:
-            r.version = versions[r.version_id]
-            r.flow = flows[r.flow_id]
-        # The round's personas, locked once (in id order) for the whole round: the steps'
-        # contexts are read from, and ``apply_many`` plans on, the same locked rows.
-        personas = {
-            p.pk: p
-            for p in Persona.objects.select_for_update(of=("self",))
-            .select_related("favorite_store")
-            .filter(pk__in={r.persona_id for r in runs})
-            .order_by("pk")
-        }
-        updates: list[tuple[FlowRun, dict, StepResult]] = []
-        bulk_pu: list[tuple[FlowRun, dict, Changeset, dict]] = []
-        bulk_tr: list[tuple[FlowRun, dict, int, Changeset, dict]] = []
-        started = timezone.now()
-        finished: list[FlowRun] = []
-        targets = _TargetCache()
-        for run in runs:
-            persona = personas.get(run.persona_id)
-            state = state_maps[run.version_id].get(run.current_state)
-            if not _visible(persona):
-                _finish(
-                    run,
-                    FlowRun.Status.STOPPED,
-                    now,
-                    "The persona left the flow (archived, "
-                    "merged, erased or hidden by privacy rules).",
-                )
-                finished.append(run)
+            finished.append(run)
+            continue
+        if state is None or run.steps_taken >= STEP_LIMIT:
+            error = (
+                f"Stopped after {STEP_LIMIT} steps: the flow loops."
+                if state
+                else f"Step “{run.current_state}” is missing."
+            )
+            _finish(run, FlowRun.Status.FAILED, now, error)
+            finished.append(run)
+            continue
+        props = state.get("properties") or {}
+        kind = state["type"]
+        try:
+            if kind in ("persona-update", "update-profile-traits"):
+                uses = templated.get(id(state))
+                if uses is None:
+                    uses = templated[id(state)] = _has_template(props)
+                # Without a template nothing reads the context: it is not built.
+                ctx = _context(run, persona, run.flow.name) if uses else {}
+            if kind == "persona-update":
+                changeset, inputs = _prepare_persona_update(props, ctx)
+                bulk_pu.append((run, state, changeset, inputs))
                 continue
-            if state is None or run.steps_taken >= STEP_LIMIT:
-                error = (
-                    f"Stopped after {STEP_LIMIT} steps: the flow loops."
-                    if state
-                    else f"Step “{run.current_state}” is missing."
-                )
-                _finish(run, FlowRun.Status.FAILED, now, error)
-                finished.append(run)
-                continue
-            props = state.get("properties") or {}
-            kind = state["type"]
-            try:
-                if kind in ("persona-update", "update-profile-traits"):
-                    uses = templated.get(id(state))
-                    if uses is None:
-                        uses = templated[id(state)] = _has_template(props)
-                    # Without a template nothing reads the context: it is not built.
-                    ctx = _context(run, persona, run.flow.name) if uses else {}
-                if kind == "persona-update":
-                    changeset, inputs = _prepare_persona_update(props, ctx)
-                    bulk_pu.append((run, state, changeset, inputs))
+            if kind == "update-profile-traits":
+                sid, traits, inputs = _prepare_traits(props, ctx)
+                target = targets.get(sid, personas) if sid else None
+                if not _visible(target):
+                    result = StepResult("profileNotFound", inputs)
+                else:
+                    fields = {
+                        STANDARD_TRAITS[t["key"]]: t["value"]
+                        for t in traits
+                        if t["key"] in STANDARD_TRAITS
+                    }
+                    attrs = [
+                        AttributeOp(t["key"], t["value"])
+                        for t in traits
+                        if t["key"] not in STANDARD_TRAITS
+                    ]
+                    cs = Changeset(fields=fields, set=attrs, action="flow: update profile traits")
+                    bulk_tr.append((run, state, target.pk, cs, inputs))
                     continue
-                if kind == "update-profile-traits":
-                    sid, traits, inputs = _prepare_traits(props, ctx)
-                    target = targets.get(sid, personas) if sid else None
-                    if not _visible(target):
-                        result = StepResult("profileNotFound", inputs)
-                    else:
-                        fields = {
-                            STANDARD_TRAITS[t["key"]]: t["value"]
-                            for t in traits
-                            if t["key"] in STANDARD_TRAITS
-                        }
-                        attrs = [
-                            AttributeOp(t["key"], t["value"])
-                            for t in traits
-                            if t["key"] not in STANDARD_TRAITS
-                        ]
-                        cs = Changeset(
-                            fields=fields, set=attrs, action="flow: update profile traits"
-                        )
-                        bulk_tr.append((run, state, target.pk, cs, inputs))
-                        continue
-                else:
-                    result = execute(state, run, persona, run.flow.name, now)
-            except TemplateError as exc:
-                result = StepResult("failed", error=str(exc)[:500])
-            updates.append((run, state, result))
-        if bulk_pu:
-            outcomes = changes.apply_many(
-                [
-                    (r.persona_id, cs, Actor.flow_step(r.flow.name, r.pk, s["name"]))
-                    for r, s, cs, _ in bulk_pu
-                ],
-                locked=personas,
-            )
-            for (run, state, _cs, inputs), out in zip(bulk_pu, outcomes, strict=True):
-                if out.error is not None:
-                    result = StepResult("failed", inputs, error=" ".join(out.error.messages))
-                else:
-                    result = StepResult(
-                        "next", inputs, {"operations": out.attribute_ops}, changes=out.changes
-                    )
-                updates.append((run, state, result))
-        if bulk_tr:
-            outcomes = changes.apply_many(
-                [
-                    (pid, cs, Actor.flow_step(r.flow.name, r.pk, s["name"]))
-                    for r, s, pid, cs, _ in bulk_tr
-                ],
-                locked=personas,
-            )
-            for (run, state, pid, _cs, inputs), out in zip(bulk_tr, outcomes, strict=True):
-                if out.error is not None:
-                    result = StepResult("failed", inputs, error=" ".join(out.error.messages)[:500])
-                else:
-                    result = StepResult(
-                        "profileUpdated",
-                        inputs,
-                        {"profileConnectSid": str(pid)},
-                        changes=out.changes,
-                    )
-                updates.append((run, state, result))
-        ended = timezone.now()
-        continuing: list[int] = []
-        logs: list[tuple] = []
-        dumps = json.dumps
-        for run, state, result in updates:
-            if result.wait_until is not None:
-                run.status = FlowRun.Status.WAITING
-                run.wake_at = result.wait_until
-                run.context = {
-                    **run.context,
-                    "_waiting": {"step": state["name"], "until": result.inputs["until"]},
-                }
-                logs.append(
-                    (
-                        run.pk,
-                        state["name"],
-                        state["type"],
-                        started,
-                        ended,
-                        dumps(result.inputs, default=str),
-                        "{}",
-                        "waiting",
-                        "",
-                        "",
-                    )
+            else:
+                result = execute(state, run, persona, run.flow.name, now)
+        except TemplateError as exc:
+            result = StepResult("failed", error=str(exc)[:500])
+        updates.append((run, state, result))
+    if bulk_pu:
+        outcomes = changes.apply_many(
+            [
+                (r.persona_id, cs, Actor.flow_step(r.flow.name, r.pk, s["name"]))
+                for r, s, cs, _ in bulk_pu
+            ],
+            locked=personas,
+        )
+        for (run, state, _cs, inputs), out in zip(bulk_pu, outcomes, strict=True):
+            if out.error is not None:
+                result = StepResult("failed", inputs, error=" ".join(out.error.messages))
+            else:
+                result = StepResult(
+                    "next", inputs, {"operations": out.attribute_ops}, changes=out.changes
                 )
-                wake = result.wait_until
-                transaction.on_commit(lambda wake=wake: _schedule_wake(wake))
-                finished.append(run)
-                continue
-            target = next_step(state, result.event)
-            widgets = dict(run.context.get("widgets") or {})
-            widgets[state["name"]] = result.outputs
-            context = {k: v for k, v in run.context.items() if k != "_waiting"}
-            context["widgets"] = widgets
-            run.context = context
-            run.steps_taken += 1
-            outputs = {**result.outputs, **({"changes": result.changes} if result.changes else {})}
+            updates.append((run, state, result))
+    if bulk_tr:
+        outcomes = changes.apply_many(
+            [
+                (pid, cs, Actor.flow_step(r.flow.name, r.pk, s["name"]))
+                for r, s, pid, cs, _ in bulk_tr
+            ],
+            locked=personas,
+        )
+        for (run, state, pid, _cs, inputs), out in zip(bulk_tr, outcomes, strict=True):
+            if out.error is not None:
+                result = StepResult("failed", inputs, error=" ".join(out.error.messages)[:500])
+            else:
+                result = StepResult(
+                    "profileUpdated",
+                    inputs,
+                    {"profileConnectSid": str(pid)},
+                    changes=out.changes,
+                )
+            updates.append((run, state, result))
+    ended = timezone.now()
+    continuing: list[FlowRun] = []
+    texts: dict[int, str] = {}  # run id → its new context, JSON-encoded once
+    logs: list[tuple] = []
+    dumps = json.dumps
+    for run, state, result in updates:
+        if result.wait_until is not None:
+            run.status = FlowRun.Status.WAITING
+            run.wake_at = result.wait_until
+            run.context = {
+                **run.context,
+                "_waiting": {"step": state["name"], "until": result.inputs["until"]},
+            }
             logs.append(
                 (
                     run.pk,
@@ -1050,31 +1057,60 @@ def _batch_round(run_ids: list[int], now: dt.datetime) -> tuple[list[int], int]:
                     started,
                     ended,
                     dumps(result.inputs, default=str),
-                    dumps(outputs, default=str),
-                    result.event,
-                    target or "",
-                    result.error,
+                    "{}",
+                    "waiting",
+                    "",
+                    "",
                 )
             )
-            if target is None:
-                failed = result.event == "failed" and result.error and not _has(state, "failed")
-                _finish(
-                    run,
-                    FlowRun.Status.FAILED if failed else FlowRun.Status.COMPLETED,
-                    now,
-                    result.error if failed else "",
-                )
-            else:
-                run.current_state = target
-                run.status = FlowRun.Status.RUNNING
-                run.wake_at = None
-                continuing.append(run.pk)
+            wake = result.wait_until
+            transaction.on_commit(lambda wake=wake: _schedule_wake(wake))
             finished.append(run)
-        _write_round(logs, finished)
-        return continuing, len(updates)
+            continue
+        target = next_step(state, result.event)
+        widgets = dict(run.context.get("widgets") or {})
+        widgets[state["name"]] = result.outputs
+        context = {k: v for k, v in run.context.items() if k != "_waiting"}
+        context["widgets"] = widgets
+        texts[run.pk] = text = dumps(context, default=str)
+        # What the database now holds (and the next step reads, as after a reload).
+        run.context = json.loads(text) if target is not None else context
+        run.steps_taken += 1
+        outputs = {**result.outputs, **({"changes": result.changes} if result.changes else {})}
+        logs.append(
+            (
+                run.pk,
+                state["name"],
+                state["type"],
+                started,
+                ended,
+                dumps(result.inputs, default=str),
+                dumps(outputs, default=str),
+                result.event,
+                target or "",
+                result.error,
+            )
+        )
+        if target is None:
+            failed = result.event == "failed" and result.error and not _has(state, "failed")
+            _finish(
+                run,
+                FlowRun.Status.FAILED if failed else FlowRun.Status.COMPLETED,
+                now,
+                result.error if failed else "",
+            )
+        else:
+            run.current_state = target
+            run.status = FlowRun.Status.RUNNING
+            run.wake_at = None
+            continuing.append(run)
+        finished.append(run)
+    _write_round(logs, finished, texts)
+    batch.runs = continuing
+    return len(updates)
 
 
-def _write_round(logs: list[tuple], runs: list[FlowRun]) -> None:
+def _write_round(logs: list[tuple], runs: list[FlowRun], texts: dict[int, str]) -> None:
     """The round's step logs (one INSERT batch / COPY) and run positions (one UPDATE batch),
     as plain tuples: values already in database form, JSON encoded once."""
     adapt = connection.ops.adapt_datetimefield_value
@@ -1085,14 +1121,12 @@ def _write_round(logs: list[tuple], runs: list[FlowRun]) -> None:
         return
     updated = adapt(timezone.now())  # ``updated_at`` is what stall detection reads
     dumps = json.dumps
-    qn = connection.ops.quote_name
-    assignments = ", ".join(f"{qn(c)} = %s" for c in _RUN_COLUMNS)
-    sql = f"UPDATE {qn(FlowRun._meta.db_table)} SET {assignments} WHERE id = %s"  # noqa: S608
+    fields = [FlowRun._meta.get_field(c) for c in _RUN_COLUMNS]
     rows = [
         (
             r.status,
             r.current_state,
-            dumps(r.context, default=str),
+            texts.get(r.pk) or dumps(r.context, default=str),
             r.steps_taken,
             adapt(r.wake_at),
             r.error,
@@ -1102,5 +1136,6 @@ def _write_round(logs: list[tuple], runs: list[FlowRun]) -> None:
         )
         for r in runs
     ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+    update_tuples(
+        FlowRun._meta.db_table, [(f.column, f.cast_db_type(connection)) for f in fields], rows
+    )

@@ -95,3 +95,47 @@ def insert_tuples(table: str, columns: Sequence[str], rows: Sequence[Sequence]) 
             return
         marks = ", ".join(["%s"] * len(columns))
         cursor.executemany(f"INSERT INTO {qn(table)} ({cols}) VALUES ({marks})", rows)  # noqa: S608
+
+
+def update_tuples(table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence]) -> None:
+    """UPDATE by primary key ``id`` from plain tuples ``(value, …, id)``, values already in
+    database form. ``columns`` are ``(column, cast type)`` pairs from model metadata, never
+    from input. PostgreSQL: one ``UPDATE … FROM unnest(arrays)`` statement for the whole
+    batch (executemany pays a round of statement work per row); SQLite: executemany."""
+    if not rows:
+        return
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            names = [qn(c) for c, _ in columns]
+            assignments = ", ".join(f"{n} = v.{n}" for n in names)
+            arrays = ", ".join(f"%s::{t}[]" for _, t in columns)
+            sql = (
+                f"UPDATE {qn(table)} AS t SET {assignments} "  # noqa: S608
+                f"FROM unnest({arrays}, %s::bigint[]) AS v({', '.join(names)}, id) "
+                "WHERE t.id = v.id"
+            )
+            cursor.execute(sql, [list(col) for col in zip(*rows, strict=True)])
+            return
+        assignments = ", ".join(f"{qn(c)} = %s" for c, _ in columns)
+        cursor.executemany(f"UPDATE {qn(table)} SET {assignments} WHERE id = %s", rows)  # noqa: S608
+
+
+def update_objects(objs: Sequence[Model], fields: Sequence[str]) -> None:
+    """``update_rows`` with one statement per batch on PostgreSQL (``update_tuples``)."""
+    if not objs or not fields:
+        return
+    if connection.vendor != "postgresql":
+        update_rows(objs, fields)
+        return
+    meta = type(objs[0])._meta
+    if meta.pk.column != "id":
+        update_rows(objs, fields)
+        return
+    model_fields = [meta.get_field(name) for name in fields]
+    columns = [(f.column, f.cast_db_type(connection)) for f in model_fields]
+    rows = [
+        [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in model_fields] + [obj.pk]
+        for obj in objs
+    ]
+    update_tuples(meta.db_table, columns, rows)

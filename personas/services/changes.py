@@ -1021,9 +1021,11 @@ def _apply_many(
         if changed_personas:
             for persona in changed_personas.values():
                 persona.updated_at = now
-            from .bulkdb import update_rows
+            from .bulkdb import update_objects
 
-            update_rows(list(changed_personas.values()), sorted(dirty | {"version", "updated_at"}))
+            update_objects(
+                list(changed_personas.values()), sorted(dirty | {"version", "updated_at"})
+            )
             _write_bulk_audit(plans, plan_actors, plan_changesets, now)
             _queue_messages(plans)
             _notify(plans, plan_actors, created=False)
