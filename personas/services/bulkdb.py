@@ -7,6 +7,7 @@ one prepared statement per batch, each value prepared by its model field.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from django.db import connection
@@ -99,26 +100,38 @@ def insert_tuples(table: str, columns: Sequence[str], rows: Sequence[Sequence]) 
 
 def update_tuples(table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence]) -> None:
     """UPDATE by primary key ``id`` from plain tuples ``(value, …, id)``, values already in
-    database form. ``columns`` are ``(column, cast type)`` pairs from model metadata, never
-    from input. PostgreSQL: one ``UPDATE … FROM unnest(arrays)`` statement for the whole
-    batch (executemany pays a round of statement work per row); SQLite: executemany."""
+    database form. ``columns`` are ``(column, type)`` pairs from model metadata, never from
+    input. PostgreSQL: the rows are copied (``COPY``) into a session-private staging table
+    and applied with one ``UPDATE … FROM`` (executemany pays statement work per row, and
+    array parameters are quoted in Python); SQLite: executemany."""
     if not rows:
         return
     qn = connection.ops.quote_name
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            names = [qn(c) for c, _ in columns]
-            assignments = ", ".join(f"{n} = v.{n}" for n in names)
-            arrays = ", ".join(f"%s::{t}[]" for _, t in columns)
-            sql = (
-                f"UPDATE {qn(table)} AS t SET {assignments} "  # noqa: S608
-                f"FROM unnest({arrays}, %s::bigint[]) AS v({', '.join(names)}, id) "
-                "WHERE t.id = v.id"
-            )
-            cursor.execute(sql, [list(col) for col in zip(*rows, strict=True)])
+        if connection.vendor != "postgresql":
+            assignments = ", ".join(f"{qn(c)} = %s" for c, _ in columns)
+            sql = f"UPDATE {qn(table)} SET {assignments} WHERE id = %s"  # noqa: S608
+            cursor.executemany(sql, rows)
             return
-        assignments = ", ".join(f"{qn(c)} = %s" for c, _ in columns)
-        cursor.executemany(f"UPDATE {qn(table)} SET {assignments} WHERE id = %s", rows)  # noqa: S608
+        names = [qn(c) for c, _ in columns]
+        digest = hashlib.sha256(repr((table, tuple(columns))).encode()).hexdigest()[:10]
+        stage = qn(f"_bulk_{table[:40]}_{digest}")
+        definition = ", ".join(f"{n} {t}" for n, (_, t) in zip(names, columns, strict=True))
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ({definition}, id bigint) "
+            "ON COMMIT DELETE ROWS"
+        )
+        with connection.wrap_database_errors:
+            with cursor.cursor.copy(f"COPY {stage} ({', '.join(names)}, id) FROM STDIN") as copy:
+                write = copy.write_row
+                for row in rows:
+                    write(row)
+        assignments = ", ".join(f"{n} = s.{n}" for n in names)
+        cursor.execute(
+            f"UPDATE {qn(table)} AS t SET {assignments} FROM {stage} AS s "  # noqa: S608
+            "WHERE t.id = s.id"
+        )
+        cursor.execute(f"DELETE FROM {stage}")  # noqa: S608 - a later batch reuses it
 
 
 def update_objects(objs: Sequence[Model], fields: Sequence[str]) -> None:
