@@ -127,9 +127,13 @@ def update_tuples(table: str, columns: Sequence[tuple[str, str]], rows: Sequence
                 for row in rows:
                     write(row)
         assignments = ", ".join(f"{n} = s.{n}" for n in names)
+        # The id list lets the planner find the rows by primary key: it has no statistics
+        # for the staging table and would otherwise hash-join it with a scan of the table.
+        ids = "{" + ",".join(str(int(row[-1])) for row in rows) + "}"
         cursor.execute(
             f"UPDATE {qn(table)} AS t SET {assignments} FROM {stage} AS s "  # noqa: S608
-            "WHERE t.id = s.id"
+            "WHERE t.id = s.id AND t.id = ANY(%s::bigint[])",
+            [ids],
         )
         cursor.execute(f"DELETE FROM {stage}")  # noqa: S608 - a later batch reuses it
 
