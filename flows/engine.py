@@ -851,6 +851,9 @@ def advance_batch(run_ids: Iterable[int], *, now: dt.datetime | None = None) -> 
                 in_transaction += n
                 if in_transaction >= TRANSACTION_STEPS:
                     break
+            # Nothing in the transaction reads them back: the rounds' step logs and each
+            # run's latest position are written once, just before the commit.
+            _write_round(batch.logs, list(batch.touched.values()), batch.texts)
             pending = [r.pk for r in batch.runs]
     return applied
 
@@ -861,6 +864,9 @@ class _Batch:
     personas: dict[int, Persona]
     state_maps: dict[int, dict[str, dict]]
     templated: dict[int, bool] = field(default_factory=dict)  # id(state) → uses templates
+    logs: list[tuple] = field(default_factory=list)  # step log rows, in database form
+    touched: dict[int, FlowRun] = field(default_factory=dict)  # runs whose row changes
+    texts: dict[int, str] = field(default_factory=dict)  # run id → its new context as JSON
 
 
 def _lock_batch(run_ids: list[int], now: dt.datetime) -> _Batch:
@@ -1038,8 +1044,7 @@ def _batch_round(batch: _Batch, now: dt.datetime) -> int:
             updates.append((run, state, result))
     ended = timezone.now()
     continuing: list[FlowRun] = []
-    texts: dict[int, str] = {}  # run id → its new context, JSON-encoded once
-    logs: list[tuple] = []
+    texts, logs = batch.texts, batch.logs
     dumps = json.dumps
     for run, state, result in updates:
         if result.wait_until is not None:
@@ -1049,6 +1054,7 @@ def _batch_round(batch: _Batch, now: dt.datetime) -> int:
                 **run.context,
                 "_waiting": {"step": state["name"], "until": result.inputs["until"]},
             }
+            texts.pop(run.pk, None)  # an earlier round's text is stale now
             logs.append(
                 (
                     run.pk,
@@ -1105,14 +1111,15 @@ def _batch_round(batch: _Batch, now: dt.datetime) -> int:
             run.wake_at = None
             continuing.append(run)
         finished.append(run)
-    _write_round(logs, finished, texts)
+    for run in finished:
+        batch.touched[run.pk] = run
     batch.runs = continuing
     return len(updates)
 
 
 def _write_round(logs: list[tuple], runs: list[FlowRun], texts: dict[int, str]) -> None:
-    """The round's step logs (one INSERT batch / COPY) and run positions (one UPDATE batch),
-    as plain tuples: values already in database form, JSON encoded once."""
+    """Step logs (one INSERT batch / COPY) and run positions (one UPDATE batch), as plain
+    tuples: values already in database form, JSON encoded once."""
     adapt = connection.ops.adapt_datetimefield_value
     if connection.vendor == "sqlite":  # SQLite stores datetimes as text (Django's format)
         logs = [(*row[:3], adapt(row[3]), adapt(row[4]), *row[5:]) for row in logs]
