@@ -81,14 +81,18 @@ class TemplateError(Exception):
 # then exactly Liquid's (tests compare the two). Anything else goes through Liquid.
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _OUTPUT_RE = re.compile(rf"\{{\{{[ \t\r\n]*({_NAME}(?:\.{_NAME})*)[ \t\r\n]*\}}\}}")
-_LIQUID_LITERALS = frozenset({"empty", "blank", "nil", "null", "true", "false"})
+# Liquid's expression keywords: as a name anywhere on a path they are literals or syntax.
+_LIQUID_WORDS = frozenset(
+    "true false nil null empty blank and or contains not in offset limit reversed cols "
+    "continue with for as if else required".split()
+)
 _FAST_OUTPUT_LIMIT = 1000  # well under the sandbox's output limit
 
 
 @lru_cache(maxsize=2048)
 def _simple_parts(text: str) -> tuple[tuple[str, tuple[str, ...]], ...] | None:
     """``((literal, path), …)`` for a template made only of literal text and plain
-    ``{{ a.b }}`` outputs; None for anything else (tags, filters, indexes, literals)."""
+    ``{{ a.b }}`` outputs; None for anything else (tags, filters, indexes, keywords)."""
     parts = []
     pos = 0
     for m in _OUTPUT_RE.finditer(text):
@@ -96,7 +100,7 @@ def _simple_parts(text: str) -> tuple[tuple[str, tuple[str, ...]], ...] | None:
         if "{" in literal or "}" in literal:
             return None
         path = tuple(m.group(1).split("."))
-        if path[0] in _LIQUID_LITERALS:
+        if not _LIQUID_WORDS.isdisjoint(path):
             return None
         parts.append((literal, path))
         pos = m.end()
@@ -125,7 +129,14 @@ def _render_simple(parts, context: dict[str, Any]) -> str | None:
         else:
             return None
     text = "".join(out)
-    return text if len(text) <= _FAST_OUTPUT_LIMIT else None
+    if len(text) > _FAST_OUTPUT_LIMIT or "\r" in text:
+        return None  # the sandbox's bounded output stream turns "\r" into "\n"
+    if not text.isascii():
+        try:  # Liquid counts its output in UTF-8 and fails on what cannot be encoded
+            text.encode()
+        except UnicodeEncodeError:
+            return None
+    return text
 
 
 def render(template: Any, context: dict[str, Any]) -> str:
