@@ -44,6 +44,7 @@ from .definition import SPLIT_OPERATORS, next_step
 from .models import Flow, FlowRun, FlowStepLog, FlowVersion
 
 STEP_LIMIT = 100
+RUNS_PER_TASK = 1000  # runs advanced together by one task (a batch)
 STANDARD_TRAITS = {
     "first_name": "first_name",
     "last_name": "last_name",
@@ -546,8 +547,8 @@ def resume_stalled(*, older_than: dt.timedelta | None = None, backend: str = "de
         .order_by("id")
         .values_list("pk", flat=True)[:50_000]
     )
-    for start in range(0, len(ids), 500):
-        run_flow_batch.using(backend=backend).enqueue(ids[start : start + 500])
+    for start in range(0, len(ids), RUNS_PER_TASK):
+        run_flow_batch.using(backend=backend).enqueue(ids[start : start + RUNS_PER_TASK])
     return len(ids)
 
 
@@ -609,8 +610,8 @@ def enroll(
     elif run_ids:
         from .tasks import run_flow_batch
 
-        for start in range(0, len(run_ids), 500):
-            chunk = run_ids[start : start + 500]
+        for start in range(0, len(run_ids), RUNS_PER_TASK):
+            chunk = run_ids[start : start + RUNS_PER_TASK]
             transaction.on_commit(lambda chunk=chunk: run_flow_batch.enqueue(chunk))
     return run_ids
 
@@ -837,7 +838,7 @@ class _TargetCache:
 
 # Step applications one transaction may hold: a batch's rounds share a transaction (its runs
 # and personas locked and loaded once) until it has applied this many, then commit.
-TRANSACTION_STEPS = 2000
+TRANSACTION_STEPS = 3000
 
 
 def advance_batch(run_ids: Iterable[int], *, now: dt.datetime | None = None) -> int:
