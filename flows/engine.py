@@ -1,9 +1,10 @@
 """The flow engine: enrolment, step execution, waits, test runs.
 
-Each step runs in its own transaction that holds the run's row lock: the step's effects on the
-persona (through the one mutation path), its log record and the run's next position commit
-together, so a worker that dies mid-step leaves the step undone and a retry runs it exactly
-once. Runs are advanced by coarse tasks (a batch of runs per task), never one task per persona.
+A step runs inside a transaction that holds the run's row lock (and its persona's): the step's
+effects on the persona (through the one mutation path), its log record and the run's next
+position commit together, so a worker that dies mid-step leaves the step undone and a retry
+runs it exactly once. Runs are advanced by coarse tasks (a batch of runs per task, see
+``advance_batch``), never one task per persona; ``step_once`` is the single-run form.
 """
 
 from __future__ import annotations
