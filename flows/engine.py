@@ -1,15 +1,17 @@
 """The flow engine: enrolment, step execution, waits, test runs.
 
-Each step runs in its own transaction that holds the run's row lock: the step's effects on the
-persona (through the one mutation path), its log record and the run's next position commit
-together, so a worker that dies mid-step leaves the step undone and a retry runs it exactly
-once. Runs are advanced by coarse tasks (a batch of runs per task), never one task per persona.
+A step runs inside a transaction that holds the run's row lock (and its persona's): the step's
+effects on the persona (through the one mutation path), its log record and the run's next
+position commit together, so a worker that dies mid-step leaves the step undone and a retry
+runs it exactly once. Runs are advanced by coarse tasks (a batch of runs per task, see
+``advance_batch``), never one task per persona; ``step_once`` is the single-run form.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from liquid import Environment
@@ -29,7 +31,7 @@ from personas import messaging
 from personas.models import AuditEvent, ConsentState, Persona, PersonaStatus
 from personas.normalize import normalize_email, try_phone
 from personas.services import changes
-from personas.services.bulkdb import insert_rows, update_rows
+from personas.services.bulkdb import insert_tuples, update_tuples
 from personas.services.changes import (
     Actor,
     AttributeOp,
@@ -43,6 +45,7 @@ from .definition import SPLIT_OPERATORS, next_step
 from .models import Flow, FlowRun, FlowStepLog, FlowVersion
 
 STEP_LIMIT = 100
+RUNS_PER_TASK = 1000  # runs advanced together by one task (a batch)
 STANDARD_TRAITS = {
     "first_name": "first_name",
     "last_name": "last_name",
@@ -75,10 +78,78 @@ class TemplateError(Exception):
     pass
 
 
+# The common template shape, "text {{ a.b.c }} text", rendered without Liquid when every name
+# on the path is a key of a plain dict and the value is text or a whole number: the result is
+# then exactly Liquid's (tests compare the two). Anything else goes through Liquid.
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_OUTPUT_RE = re.compile(rf"\{{\{{[ \t\r\n]*({_NAME}(?:\.{_NAME})*)[ \t\r\n]*\}}\}}")
+# Liquid's expression keywords: as a name anywhere on a path they are literals or syntax.
+_LIQUID_WORDS = frozenset(
+    "true false nil null empty blank and or contains not in offset limit reversed cols "
+    "continue with for as if else required".split()
+)
+_FAST_OUTPUT_LIMIT = 1000  # well under the sandbox's output limit
+
+
+@lru_cache(maxsize=2048)
+def _simple_parts(text: str) -> tuple[tuple[str, tuple[str, ...]], ...] | None:
+    """``((literal, path), …)`` for a template made only of literal text and plain
+    ``{{ a.b }}`` outputs; None for anything else (tags, filters, indexes, keywords)."""
+    parts = []
+    pos = 0
+    for m in _OUTPUT_RE.finditer(text):
+        literal = text[pos : m.start()]
+        if "{" in literal or "}" in literal:
+            return None
+        path = tuple(m.group(1).split("."))
+        if not _LIQUID_WORDS.isdisjoint(path):
+            return None
+        parts.append((literal, path))
+        pos = m.end()
+    tail = text[pos:]
+    if "{" in tail or "}" in tail:
+        return None
+    parts.append((tail, ()))
+    return tuple(parts)
+
+
+def _render_simple(parts, context: dict[str, Any]) -> str | None:
+    out = []
+    for literal, path in parts:
+        out.append(literal)
+        if not path:
+            continue
+        value: Any = context
+        for name in path:
+            if type(value) is not dict or name not in value:
+                return None
+            value = value[name]
+        if type(value) is str:
+            out.append(value)
+        elif type(value) is int:
+            out.append(str(value))
+        else:
+            return None
+    text = "".join(out)
+    if len(text) > _FAST_OUTPUT_LIMIT or "\r" in text:
+        return None  # the sandbox's bounded output stream turns "\r" into "\n"
+    if not text.isascii():
+        try:  # Liquid counts its output in UTF-8 and fails on what cannot be encoded
+            text.encode()
+        except UnicodeEncodeError:
+            return None
+    return text
+
+
 def render(template: Any, context: dict[str, Any]) -> str:
     text = "" if template is None else str(template)
     if "{" not in text:
         return text
+    parts = _simple_parts(text)
+    if parts is not None:
+        fast = _render_simple(parts, context)
+        if fast is not None:
+            return fast
     try:
         return _parse(text).render(**context)
     except LiquidError as exc:
@@ -477,8 +548,8 @@ def resume_stalled(*, older_than: dt.timedelta | None = None, backend: str = "de
         .order_by("id")
         .values_list("pk", flat=True)[:50_000]
     )
-    for start in range(0, len(ids), 500):
-        run_flow_batch.using(backend=backend).enqueue(ids[start : start + 500])
+    for start in range(0, len(ids), RUNS_PER_TASK):
+        run_flow_batch.using(backend=backend).enqueue(ids[start : start + RUNS_PER_TASK])
     return len(ids)
 
 
@@ -540,8 +611,8 @@ def enroll(
     elif run_ids:
         from .tasks import run_flow_batch
 
-        for start in range(0, len(run_ids), 500):
-            chunk = run_ids[start : start + 500]
+        for start in range(0, len(run_ids), RUNS_PER_TASK):
+            chunk = run_ids[start : start + RUNS_PER_TASK]
             transaction.on_commit(lambda chunk=chunk: run_flow_batch.enqueue(chunk))
     return run_ids
 
@@ -766,235 +837,325 @@ class _TargetCache:
         return self.found[sid]
 
 
+# Step applications one transaction may hold: a batch's rounds share a transaction (its runs
+# and personas locked and loaded once) until it has applied this many, then commit.
+TRANSACTION_STEPS = 3000
+
+
 def advance_batch(run_ids: Iterable[int], *, now: dt.datetime | None = None) -> int:
-    """Advance many runs step by step; each round is one transaction for the whole batch
-    (persona changes through ``apply_many``, logs and run positions written together).
-    Returns the number of steps applied."""
+    """Advance many runs step by step, a round (one step of every run) at a time.
+
+    A transaction locks the batch's runs and their personas, then runs rounds until the runs
+    stop or it holds ``TRANSACTION_STEPS`` step applications; every step's persona changes
+    (through ``apply_many``), its log and the run's new position are written in it, so they
+    commit together. Returns the number of steps applied."""
     now = now or timezone.now()
     pending = list(run_ids)
     applied = 0
-    for _ in range(STEP_LIMIT + 1):
-        if not pending:
-            break
-        pending, n = _batch_round(pending, now)
-        applied += n
+    rounds = 0
+    while pending and rounds <= STEP_LIMIT:
+        with transaction.atomic():
+            batch = _lock_batch(pending, now)
+            in_transaction = 0
+            while batch.runs and rounds <= STEP_LIMIT:
+                n = _batch_round(batch, now)
+                rounds += 1
+                applied += n
+                in_transaction += n
+                if in_transaction >= TRANSACTION_STEPS:
+                    break
+            # Nothing in the transaction reads them back: the rounds' step logs and each
+            # run's latest position are written once, just before the commit.
+            _write_round(batch.logs, list(batch.touched.values()), batch.texts)
+            pending = [r.pk for r in batch.runs]
     return applied
 
 
-def _batch_round(run_ids: list[int], now: dt.datetime) -> tuple[list[int], int]:
-    with transaction.atomic():
-        runs = [
-            r
-            for r in FlowRun.objects.select_for_update(skip_locked=True).filter(
-                pk__in=run_ids, status__in=[FlowRun.Status.RUNNING, FlowRun.Status.WAITING]
-            )
-            if not (r.status == FlowRun.Status.WAITING and r.wake_at and r.wake_at > now)
-        ]
-        if not runs:
-            return [], 0
-        # One copy of each version and flow for the whole batch (not one per run).
-        versions = FlowVersion.objects.in_bulk({r.version_id for r in runs})
-        flows = Flow.objects.in_bulk({r.flow_id for r in runs})
-        state_maps = {vid: _states(v) for vid, v in versions.items()}
-        for r in runs:
-            r.version = versions[r.version_id]
-            r.flow = flows[r.flow_id]
-        personas = Persona.objects.select_related("favorite_store").in_bulk(
-            [r.persona_id for r in runs]
+@dataclass
+class _Batch:
+    runs: list[FlowRun]
+    personas: dict[int, Persona]
+    state_maps: dict[int, dict[str, dict]]
+    templated: dict[int, bool] = field(default_factory=dict)  # id(state) → uses templates
+    logs: list[tuple] = field(default_factory=list)  # step log rows, in database form
+    touched: dict[int, FlowRun] = field(default_factory=dict)  # runs whose row changes
+    texts: dict[int, str] = field(default_factory=dict)  # run id → its new context as JSON
+
+
+def _lock_batch(run_ids: list[int], now: dt.datetime) -> _Batch:
+    """Lock the runs that can go on now (others' locked runs are skipped) and their personas
+    (in id order), each loaded once for the transaction."""
+    runs = [
+        r
+        for r in FlowRun.objects.select_for_update(skip_locked=True).filter(
+            pk__in=run_ids, status__in=[FlowRun.Status.RUNNING, FlowRun.Status.WAITING]
         )
-        logs: list[FlowStepLog] = []
-        updates: list[tuple[FlowRun, dict, dict]] = []  # (run, state, result-ish)
-        bulk_pu: list[tuple[FlowRun, dict, Changeset, dict]] = []
-        bulk_tr: list[tuple[FlowRun, dict, int, Changeset, dict]] = []
-        started = timezone.now()
-        finished: list[FlowRun] = []
-        targets = _TargetCache()
-        for run in runs:
-            persona = personas.get(run.persona_id)
-            state = state_maps[run.version_id].get(run.current_state)
-            if not _visible(persona):
-                _finish(
-                    run,
-                    FlowRun.Status.STOPPED,
-                    now,
-                    "The persona left the flow (archived, "
-                    "merged, erased or hidden by privacy rules).",
-                )
-                finished.append(run)
-                continue
-            if state is None or run.steps_taken >= STEP_LIMIT:
-                error = (
-                    f"Stopped after {STEP_LIMIT} steps: the flow loops."
-                    if state
-                    else f"Step “{run.current_state}” is missing."
-                )
-                _finish(run, FlowRun.Status.FAILED, now, error)
-                finished.append(run)
-                continue
-            ctx = _context(run, persona, run.flow.name)
-            props = state.get("properties") or {}
-            try:
-                if state["type"] == "persona-update":
-                    changeset, inputs = _prepare_persona_update(props, ctx)
-                    bulk_pu.append((run, state, changeset, inputs))
-                    continue
-                if state["type"] == "update-profile-traits":
-                    sid, traits, inputs = _prepare_traits(props, ctx)
-                    target = targets.get(sid, personas) if sid else None
-                    if not _visible(target):
-                        result = StepResult("profileNotFound", inputs)
-                    else:
-                        fields = {
-                            STANDARD_TRAITS[t["key"]]: t["value"]
-                            for t in traits
-                            if t["key"] in STANDARD_TRAITS
-                        }
-                        attrs = [
-                            AttributeOp(t["key"], t["value"])
-                            for t in traits
-                            if t["key"] not in STANDARD_TRAITS
-                        ]
-                        cs = Changeset(
-                            fields=fields, set=attrs, action="flow: update profile traits"
-                        )
-                        bulk_tr.append((run, state, target.pk, cs, inputs))
-                        continue
-                else:
-                    result = execute(state, run, persona, run.flow.name, now)
-            except TemplateError as exc:
-                result = StepResult("failed", error=str(exc)[:500])
-            updates.append((run, state, result))
-        if bulk_pu:
-            outcomes = changes.apply_many(
-                [
-                    (r.persona_id, cs, Actor.flow_step(r.flow.name, r.pk, s["name"]))
-                    for r, s, cs, _ in bulk_pu
-                ]
+        if not (r.status == FlowRun.Status.WAITING and r.wake_at and r.wake_at > now)
+    ]
+    if not runs:
+        return _Batch([], {}, {})
+    # One copy of each version and flow for the whole batch (not one per run).
+    versions = FlowVersion.objects.in_bulk({r.version_id for r in runs})
+    flows = Flow.objects.in_bulk({r.flow_id for r in runs})
+    for r in runs:
+        r.version = versions[r.version_id]
+        r.flow = flows[r.flow_id]
+    # The steps' contexts are read from, and ``apply_many`` plans on, these locked rows;
+    # ``apply_many`` updates them in memory as it writes, so later rounds see every change.
+    personas = {
+        p.pk: p
+        for p in Persona.objects.select_for_update(of=("self",))
+        .select_related("favorite_store")
+        .filter(pk__in={r.persona_id for r in runs})
+        .order_by("pk")
+    }
+    return _Batch(runs, personas, {vid: _states(v) for vid, v in versions.items()})
+
+
+def _has_template(value: Any) -> bool:
+    """Whether rendering any string in a step's properties could read the context."""
+    if isinstance(value, str):
+        return "{" in value
+    if isinstance(value, dict):
+        return any(_has_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_template(v) for v in value)
+    return False
+
+
+_RUN_COLUMNS = (
+    "status",
+    "current_state",
+    "context",
+    "steps_taken",
+    "wake_at",
+    "error",
+    "finished_at",
+    "updated_at",
+)
+_LOG_COLUMNS = (
+    "run_id",
+    "step",
+    "step_type",
+    "started_at",
+    "finished_at",
+    "inputs",
+    "outputs",
+    "event",
+    "next_step",
+    "error",
+)
+
+
+def _batch_round(batch: _Batch, now: dt.datetime) -> int:
+    """One step of every run in the batch; ``batch.runs`` keeps the runs that go on.
+    Returns the number of steps applied."""
+    runs, personas, state_maps, templated = (
+        batch.runs,
+        batch.personas,
+        batch.state_maps,
+        batch.templated,
+    )
+    updates: list[tuple[FlowRun, dict, StepResult]] = []
+    bulk_pu: list[tuple[FlowRun, dict, Changeset, dict]] = []
+    bulk_tr: list[tuple[FlowRun, dict, int, Changeset, dict]] = []
+    started = timezone.now()
+    finished: list[FlowRun] = []
+    targets = _TargetCache()
+    for run in runs:
+        persona = personas.get(run.persona_id)
+        state = state_maps[run.version_id].get(run.current_state)
+        if not _visible(persona):
+            _finish(
+                run,
+                FlowRun.Status.STOPPED,
+                now,
+                "The persona left the flow (archived, merged, erased or hidden by privacy rules).",
             )
-            for (run, state, _cs, inputs), out in zip(bulk_pu, outcomes, strict=True):
-                if out.error is not None:
-                    updates.append(
-                        (
-                            run,
-                            state,
-                            StepResult("failed", inputs, error=" ".join(out.error.messages)),
-                        )
-                    )
-                else:
-                    updates.append(
-                        (
-                            run,
-                            state,
-                            StepResult(
-                                "next",
-                                inputs,
-                                {"operations": out.attribute_ops},
-                                changes=out.changes,
-                            ),
-                        )
-                    )
-        if bulk_tr:
-            outcomes = changes.apply_many(
-                [
-                    (pid, cs, Actor.flow_step(r.flow.name, r.pk, s["name"]))
-                    for r, s, pid, cs, _ in bulk_tr
-                ]
-            )
-            for (run, state, pid, _cs, inputs), out in zip(bulk_tr, outcomes, strict=True):
-                if out.error is not None:
-                    updates.append(
-                        (
-                            run,
-                            state,
-                            StepResult("failed", inputs, error=" ".join(out.error.messages)[:500]),
-                        )
-                    )
-                else:
-                    updates.append(
-                        (
-                            run,
-                            state,
-                            StepResult(
-                                "profileUpdated",
-                                inputs,
-                                {"profileConnectSid": str(pid)},
-                                changes=out.changes,
-                            ),
-                        )
-                    )
-        ended = timezone.now()
-        continuing: list[int] = []
-        for run, state, result in updates:
-            if result.wait_until is not None:
-                run.status = FlowRun.Status.WAITING
-                run.wake_at = result.wait_until
-                run.context = {
-                    **run.context,
-                    "_waiting": {"step": state["name"], "until": result.inputs["until"]},
-                }
-                logs.append(
-                    FlowStepLog(
-                        run=run,
-                        step=state["name"],
-                        step_type=state["type"],
-                        started_at=started,
-                        finished_at=ended,
-                        inputs=result.inputs,
-                        outputs={},
-                        event="waiting",
-                    )
-                )
-                wake = result.wait_until
-                transaction.on_commit(lambda wake=wake: _schedule_wake(wake))
-                finished.append(run)
-                continue
-            target = next_step(state, result.event)
-            widgets = dict(run.context.get("widgets") or {})
-            widgets[state["name"]] = result.outputs
-            context = {k: v for k, v in run.context.items() if k != "_waiting"}
-            context["widgets"] = widgets
-            run.context = _jsonable(context)
-            run.steps_taken += 1
-            outputs = {**result.outputs, **({"changes": result.changes} if result.changes else {})}
-            logs.append(
-                FlowStepLog(
-                    run=run,
-                    step=state["name"],
-                    step_type=state["type"],
-                    started_at=started,
-                    finished_at=ended,
-                    inputs=_jsonable(result.inputs),
-                    outputs=_jsonable(outputs),
-                    event=result.event,
-                    next_step=target or "",
-                    error=result.error,
-                )
-            )
-            if target is None:
-                failed = result.event == "failed" and result.error and not _has(state, "failed")
-                _finish(
-                    run,
-                    FlowRun.Status.FAILED if failed else FlowRun.Status.COMPLETED,
-                    now,
-                    result.error if failed else "",
-                )
-            else:
-                run.current_state = target
-                run.status = FlowRun.Status.RUNNING
-                run.wake_at = None
-                continuing.append(run.pk)
             finished.append(run)
-        insert_rows(logs)
-        update_rows(
-            finished,
+            continue
+        if state is None or run.steps_taken >= STEP_LIMIT:
+            error = (
+                f"Stopped after {STEP_LIMIT} steps: the flow loops."
+                if state
+                else f"Step “{run.current_state}” is missing."
+            )
+            _finish(run, FlowRun.Status.FAILED, now, error)
+            finished.append(run)
+            continue
+        props = state.get("properties") or {}
+        kind = state["type"]
+        try:
+            if kind in ("persona-update", "update-profile-traits"):
+                uses = templated.get(id(state))
+                if uses is None:
+                    uses = templated[id(state)] = _has_template(props)
+                # Without a template nothing reads the context: it is not built.
+                ctx = _context(run, persona, run.flow.name) if uses else {}
+            if kind == "persona-update":
+                changeset, inputs = _prepare_persona_update(props, ctx)
+                bulk_pu.append((run, state, changeset, inputs))
+                continue
+            if kind == "update-profile-traits":
+                sid, traits, inputs = _prepare_traits(props, ctx)
+                target = targets.get(sid, personas) if sid else None
+                if not _visible(target):
+                    result = StepResult("profileNotFound", inputs)
+                else:
+                    fields = {
+                        STANDARD_TRAITS[t["key"]]: t["value"]
+                        for t in traits
+                        if t["key"] in STANDARD_TRAITS
+                    }
+                    attrs = [
+                        AttributeOp(t["key"], t["value"])
+                        for t in traits
+                        if t["key"] not in STANDARD_TRAITS
+                    ]
+                    cs = Changeset(fields=fields, set=attrs, action="flow: update profile traits")
+                    bulk_tr.append((run, state, target.pk, cs, inputs))
+                    continue
+            else:
+                result = execute(state, run, persona, run.flow.name, now)
+        except TemplateError as exc:
+            result = StepResult("failed", error=str(exc)[:500])
+        updates.append((run, state, result))
+    if bulk_pu:
+        outcomes = changes.apply_many(
             [
-                "status",
-                "current_state",
-                "context",
-                "steps_taken",
-                "wake_at",
-                "error",
-                "finished_at",
+                (r.persona_id, cs, Actor.flow_step(r.flow.name, r.pk, s["name"]))
+                for r, s, cs, _ in bulk_pu
             ],
+            locked=personas,
         )
-        return continuing, len(updates)
+        for (run, state, _cs, inputs), out in zip(bulk_pu, outcomes, strict=True):
+            if out.error is not None:
+                result = StepResult("failed", inputs, error=" ".join(out.error.messages))
+            else:
+                result = StepResult(
+                    "next", inputs, {"operations": out.attribute_ops}, changes=out.changes
+                )
+            updates.append((run, state, result))
+    if bulk_tr:
+        outcomes = changes.apply_many(
+            [
+                (pid, cs, Actor.flow_step(r.flow.name, r.pk, s["name"]))
+                for r, s, pid, cs, _ in bulk_tr
+            ],
+            locked=personas,
+        )
+        for (run, state, pid, _cs, inputs), out in zip(bulk_tr, outcomes, strict=True):
+            if out.error is not None:
+                result = StepResult("failed", inputs, error=" ".join(out.error.messages)[:500])
+            else:
+                result = StepResult(
+                    "profileUpdated",
+                    inputs,
+                    {"profileConnectSid": str(pid)},
+                    changes=out.changes,
+                )
+            updates.append((run, state, result))
+    ended = timezone.now()
+    continuing: list[FlowRun] = []
+    texts, logs = batch.texts, batch.logs
+    dumps = json.dumps
+    for run, state, result in updates:
+        if result.wait_until is not None:
+            run.status = FlowRun.Status.WAITING
+            run.wake_at = result.wait_until
+            run.context = {
+                **run.context,
+                "_waiting": {"step": state["name"], "until": result.inputs["until"]},
+            }
+            texts.pop(run.pk, None)  # an earlier round's text is stale now
+            logs.append(
+                (
+                    run.pk,
+                    state["name"],
+                    state["type"],
+                    started,
+                    ended,
+                    dumps(result.inputs, default=str),
+                    "{}",
+                    "waiting",
+                    "",
+                    "",
+                )
+            )
+            wake = result.wait_until
+            transaction.on_commit(lambda wake=wake: _schedule_wake(wake))
+            finished.append(run)
+            continue
+        target = next_step(state, result.event)
+        widgets = dict(run.context.get("widgets") or {})
+        widgets[state["name"]] = result.outputs
+        context = {k: v for k, v in run.context.items() if k != "_waiting"}
+        context["widgets"] = widgets
+        texts[run.pk] = text = dumps(context, default=str)
+        # What the database now holds (and the next step reads, as after a reload).
+        run.context = json.loads(text) if target is not None else context
+        run.steps_taken += 1
+        outputs = {**result.outputs, **({"changes": result.changes} if result.changes else {})}
+        logs.append(
+            (
+                run.pk,
+                state["name"],
+                state["type"],
+                started,
+                ended,
+                dumps(result.inputs, default=str),
+                dumps(outputs, default=str),
+                result.event,
+                target or "",
+                result.error,
+            )
+        )
+        if target is None:
+            failed = result.event == "failed" and result.error and not _has(state, "failed")
+            _finish(
+                run,
+                FlowRun.Status.FAILED if failed else FlowRun.Status.COMPLETED,
+                now,
+                result.error if failed else "",
+            )
+        else:
+            run.current_state = target
+            run.status = FlowRun.Status.RUNNING
+            run.wake_at = None
+            continuing.append(run)
+        finished.append(run)
+    for run in finished:
+        batch.touched[run.pk] = run
+    batch.runs = continuing
+    return len(updates)
+
+
+def _write_round(logs: list[tuple], runs: list[FlowRun], texts: dict[int, str]) -> None:
+    """Step logs (one INSERT batch / COPY) and run positions (one UPDATE batch), as plain
+    tuples: values already in database form, JSON encoded once."""
+    adapt = connection.ops.adapt_datetimefield_value
+    if connection.vendor == "sqlite":  # SQLite stores datetimes as text (Django's format)
+        logs = [(*row[:3], adapt(row[3]), adapt(row[4]), *row[5:]) for row in logs]
+    insert_tuples(FlowStepLog._meta.db_table, _LOG_COLUMNS, logs)
+    if not runs:
+        return
+    updated = adapt(timezone.now())  # ``updated_at`` is what stall detection reads
+    dumps = json.dumps
+    fields = [FlowRun._meta.get_field(c) for c in _RUN_COLUMNS]
+    rows = [
+        (
+            r.status,
+            r.current_state,
+            texts.get(r.pk) or dumps(r.context, default=str),
+            r.steps_taken,
+            adapt(r.wake_at),
+            r.error,
+            adapt(r.finished_at),
+            updated,
+            r.pk,
+        )
+        for r in runs
+    ]
+    update_tuples(
+        FlowRun._meta.db_table, [(f.column, f.cast_db_type(connection)) for f in fields], rows
+    )

@@ -7,6 +7,7 @@ one prepared statement per batch, each value prepared by its model field.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from django.db import connection
@@ -95,3 +96,63 @@ def insert_tuples(table: str, columns: Sequence[str], rows: Sequence[Sequence]) 
             return
         marks = ", ".join(["%s"] * len(columns))
         cursor.executemany(f"INSERT INTO {qn(table)} ({cols}) VALUES ({marks})", rows)  # noqa: S608
+
+
+def update_tuples(table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence]) -> None:
+    """UPDATE by primary key ``id`` from plain tuples ``(value, …, id)``, values already in
+    database form. ``columns`` are ``(column, type)`` pairs from model metadata, never from
+    input. PostgreSQL: the rows are copied (``COPY``) into a session-private staging table
+    and applied with one ``UPDATE … FROM`` (executemany pays statement work per row, and
+    array parameters are quoted in Python); SQLite: executemany."""
+    if not rows:
+        return
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            assignments = ", ".join(f"{qn(c)} = %s" for c, _ in columns)
+            sql = f"UPDATE {qn(table)} SET {assignments} WHERE id = %s"  # noqa: S608
+            cursor.executemany(sql, rows)
+            return
+        names = [qn(c) for c, _ in columns]
+        digest = hashlib.sha256(repr((table, tuple(columns))).encode()).hexdigest()[:10]
+        stage = qn(f"_bulk_{table[:40]}_{digest}")
+        definition = ", ".join(f"{n} {t}" for n, (_, t) in zip(names, columns, strict=True))
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ({definition}, id bigint) "
+            "ON COMMIT DELETE ROWS"
+        )
+        with connection.wrap_database_errors:
+            with cursor.cursor.copy(f"COPY {stage} ({', '.join(names)}, id) FROM STDIN") as copy:
+                write = copy.write_row
+                for row in rows:
+                    write(row)
+        assignments = ", ".join(f"{n} = s.{n}" for n in names)
+        # The id list lets the planner find the rows by primary key: it has no statistics
+        # for the staging table and would otherwise hash-join it with a scan of the table.
+        ids = "{" + ",".join(str(int(row[-1])) for row in rows) + "}"
+        cursor.execute(
+            f"UPDATE {qn(table)} AS t SET {assignments} FROM {stage} AS s "  # noqa: S608
+            "WHERE t.id = s.id AND t.id = ANY(%s::bigint[])",
+            [ids],
+        )
+        cursor.execute(f"DELETE FROM {stage}")  # noqa: S608 - a later batch reuses it
+
+
+def update_objects(objs: Sequence[Model], fields: Sequence[str]) -> None:
+    """``update_rows`` with one statement per batch on PostgreSQL (``update_tuples``)."""
+    if not objs or not fields:
+        return
+    if connection.vendor != "postgresql":
+        update_rows(objs, fields)
+        return
+    meta = type(objs[0])._meta
+    if meta.pk.column != "id":
+        update_rows(objs, fields)
+        return
+    model_fields = [meta.get_field(name) for name in fields]
+    columns = [(f.column, f.cast_db_type(connection)) for f in model_fields]
+    rows = [
+        [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in model_fields] + [obj.pk]
+        for obj in objs
+    ]
+    update_tuples(meta.db_table, columns, rows)

@@ -939,12 +939,19 @@ class BulkOutcome:
 
 def apply_many(
     items: Sequence[tuple[int, Changeset, Actor]],
+    *,
+    locked: dict[int, Persona] | None = None,
 ) -> list[BulkOutcome]:
     """The bulk form of ``apply``: same rules, same audit trail, batched writes.
 
     Every persona is locked and planned with ``plan_changes``; a refused changeset is reported
     in its outcome and does not stop the others. Writes are one UPDATE batch per changed field
     set plus one INSERT batch per related table.
+
+    ``locked``: personas the caller already loaded with ``select_for_update`` inside its own
+    open transaction (the flow engine locks a round's personas once); they are planned in
+    place (their attributes change in memory as they would on a fresh copy) and only the
+    others are locked here.
     """
     if not items:
         return []
@@ -952,20 +959,31 @@ def apply_many(
     outcomes: list[BulkOutcome] = []
     token = _STORE_LABELS.set({})
     try:
-        return _apply_many(items, now, outcomes)
+        return _apply_many(items, now, outcomes, locked)
     finally:
         _STORE_LABELS.reset(token)
 
 
 def _apply_many(
-    items: Sequence[tuple[int, Changeset, Actor]], now: dt.datetime, outcomes: list[BulkOutcome]
+    items: Sequence[tuple[int, Changeset, Actor]],
+    now: dt.datetime,
+    outcomes: list[BulkOutcome],
+    locked: dict[int, Persona] | None = None,
 ) -> list[BulkOutcome]:
+    if locked is not None and not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("apply_many(locked=…) needs the caller's open transaction.")
     with transaction.atomic():
-        ids = [pid for pid, _, _ in items]
-        personas = {p.pk: p for p in Persona.objects.select_for_update().filter(pk__in=ids)}
+        personas: dict[int, Persona] = dict(locked or {})
+        missing = [pid for pid in dict.fromkeys(pid for pid, _, _ in items) if pid not in personas]
+        if missing:
+            # Ordered by id: two bulk writers lock shared personas in the same order.
+            personas.update(
+                (p.pk, p)
+                for p in Persona.objects.select_for_update().filter(pk__in=missing).order_by("pk")
+            )
         plans: list[Plan] = []
         plan_actors: list[Actor] = []
-        events: list[AuditEvent] = []
+        plan_changesets: list[Changeset] = []
         dirty: set[str] = set()
         changed_personas: dict[int, Persona] = {}
         for pid, changeset, actor in items:
@@ -973,15 +991,14 @@ def _apply_many(
             if persona is None:
                 outcomes.append(BulkOutcome(pid, False, ChangeError("Persona not found.")))
                 continue
-            snapshot = {
-                f.attname: getattr(persona, f.attname) for f in Persona._meta.concrete_fields
-            }
+            # Field values live in the instance's __dict__ (attnames); planning replaces
+            # values, never mutates them in place, except that attributes is copied anyway.
+            snapshot = persona.__dict__.copy()
             snapshot["attributes"] = dict(persona.attributes or {})
             try:
                 plan = plan_changes(persona, changeset, actor, now=now)
             except ChangeError as exc:
-                for name, value in snapshot.items():
-                    setattr(persona, name, value)
+                persona.__dict__.update(snapshot)
                 outcomes.append(BulkOutcome(pid, False, exc))
                 continue
             outcomes.append(
@@ -999,18 +1016,77 @@ def _apply_many(
                 dirty |= plan.dirty_fields
                 plans.append(plan)
                 plan_actors.append(actor)
-                events.append(_audit(plan, actor, changeset.action, changeset.note, now))
+                plan_changesets.append(changeset)
                 changed_personas[pid] = persona
         if changed_personas:
             for persona in changed_personas.values():
                 persona.updated_at = now
-            from .bulkdb import update_rows
+            from .bulkdb import update_objects
 
-            update_rows(list(changed_personas.values()), sorted(dirty | {"version", "updated_at"}))
-            _write_related(plans, events, bulk=True)
+            update_objects(
+                list(changed_personas.values()), sorted(dirty | {"version", "updated_at"})
+            )
+            _write_bulk_audit(plans, plan_actors, plan_changesets, now)
             _queue_messages(plans)
             _notify(plans, plan_actors, created=False)
     return outcomes
+
+
+_AUDIT_COLUMNS = (
+    "persona_id",
+    "action",
+    "actor_kind",
+    "actor_user_id",
+    "actor_label",
+    "actor_ref",
+    "changes",
+    "note",
+    "created_at",
+)
+
+
+def _write_bulk_audit(
+    plans: Sequence[Plan],
+    actors: Sequence[Actor],
+    changesets: Sequence[Changeset],
+    now: dt.datetime,
+) -> None:
+    """``apply_many``'s audit, consent and ledger rows: the same values ``_audit`` and
+    ``_write_related`` give, written as plain tuples (executemany / COPY)."""
+    import json
+
+    from django.db import connection
+
+    from .bulkdb import insert_rows, insert_tuples
+
+    when = connection.ops.adapt_datetimefield_value(now) if connection.vendor == "sqlite" else now
+    dumps = json.dumps
+    rows = []
+    consent_rows, points_rows = [], []
+    for plan, actor, changeset in zip(plans, actors, changesets, strict=True):
+        persona = plan.persona
+        rows.append(
+            (
+                persona.pk,
+                changeset.action,
+                actor.kind,
+                actor.user.pk if actor.user is not None else None,
+                actor.label[:200],
+                dumps(actor.ref),
+                dumps(plan.changes),
+                changeset.note[:300],
+                when,
+            )
+        )
+        for row in plan.consent_changes:
+            row.persona = persona
+            consent_rows.append(row)
+        for row in plan.points_entries:
+            row.persona = persona
+            points_rows.append(row)
+    insert_tuples(AuditEvent._meta.db_table, _AUDIT_COLUMNS, rows)
+    insert_rows(consent_rows)
+    insert_rows(points_rows)
 
 
 @dataclass

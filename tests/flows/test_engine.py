@@ -505,7 +505,10 @@ def test_generated_valid_definitions_round_trip_through_json(names, data):
                     "set": [
                         {
                             "key": data.draw(st.sampled_from(["a", "b"])),
-                            "value": data.draw(st.text(max_size=5)),
+                            "value": data.draw(
+                                # NUL is refused in definitions (PostgreSQL cannot store it)
+                                st.text(st.characters(exclude_characters="\x00"), max_size=5)
+                            ),
                         }
                     ]
                 },
