@@ -15,6 +15,7 @@ The database is wiped first (a SQLite file in var/, or the PostgreSQL database g
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import subprocess
 import sys
@@ -75,6 +76,7 @@ def setup(url: str | None) -> str:
     os.environ["DATABASE_URL"] = url
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     os.environ["TASK_BACKEND"] = "database"
+    os.environ["DEBUG"] = "0"  # as deployed: no query log (the workers inherit this)
     import django
 
     django.setup()
@@ -118,8 +120,12 @@ def run_once(workers: int, url: str, ids: list[int], label: str) -> dict:
     from flows.models import Flow, FlowRun, FlowStepLog
     from personas.models import AuditEvent
 
+    # Each pass sets its own value, so its persona-update step really changes every persona
+    # (an audit event each) even after an earlier pass ran the same flow.
+    definition = copy.deepcopy(DEFINITION)
+    definition["states"][0]["properties"]["set"][0]["value"] = f"true-{label}"
     flow = Flow.objects.create(
-        name=f"Bench {label}", definition=DEFINITION, trigger={"type": "manual"}, reentry="each"
+        name=f"Bench {label}", definition=definition, trigger={"type": "manual"}, reentry="each"
     )
     services.publish(flow, user=None)
     flow.refresh_from_db()
