@@ -1045,6 +1045,48 @@ _AUDIT_COLUMNS = (
 )
 
 
+def _audit_row(
+    persona_id: int, action: str, actor: Actor, changes: dict, note: str, when: Any
+) -> tuple:
+    """One audit event in ``_AUDIT_COLUMNS`` order, as ``_audit`` would save it."""
+    import json
+
+    return (
+        persona_id,
+        action,
+        actor.kind,
+        actor.user.pk if actor.user is not None else None,
+        actor.label[:200],
+        json.dumps(actor.ref),
+        json.dumps(changes),
+        note[:300],
+        when,
+    )
+
+
+_CONSENT_COLUMNS = (
+    "persona_id",
+    "channel",
+    "before",
+    "after",
+    "hard",
+    "actor_kind",
+    "actor_label",
+    "actor_user_id",
+    "created_at",
+)
+_POINTS_COLUMNS = (
+    "persona_id",
+    "kind",
+    "points",
+    "reason",
+    "purchase_id",
+    "actor_user_id",
+    "actor_label",
+    "created_at",
+)
+
+
 def _write_bulk_audit(
     plans: Sequence[Plan],
     actors: Sequence[Actor],
@@ -1053,30 +1095,17 @@ def _write_bulk_audit(
 ) -> None:
     """``apply_many``'s audit, consent and ledger rows: the same values ``_audit`` and
     ``_write_related`` give, written as plain tuples (executemany / COPY)."""
-    import json
-
     from django.db import connection
 
     from .bulkdb import insert_rows, insert_tuples
 
     when = connection.ops.adapt_datetimefield_value(now) if connection.vendor == "sqlite" else now
-    dumps = json.dumps
     rows = []
     consent_rows, points_rows = [], []
     for plan, actor, changeset in zip(plans, actors, changesets, strict=True):
         persona = plan.persona
         rows.append(
-            (
-                persona.pk,
-                changeset.action,
-                actor.kind,
-                actor.user.pk if actor.user is not None else None,
-                actor.label[:200],
-                dumps(actor.ref),
-                dumps(plan.changes),
-                changeset.note[:300],
-                when,
-            )
+            _audit_row(persona.pk, changeset.action, actor, plan.changes, changeset.note, when)
         )
         for row in plan.consent_changes:
             row.persona = persona
@@ -1348,19 +1377,7 @@ def _create_rows(rows: Sequence[tuple[int, _RowPlan]], entry_source: str, now: d
         actor = row.actor
         user_id = actor.user.pk if actor.user is not None else None
         label = actor.label[:200]
-        audit_rows.append(
-            (
-                pk,
-                "created",
-                actor.kind,
-                user_id,
-                label,
-                json.dumps(actor.ref),
-                json.dumps(row.changes),
-                row.note[:300],
-                when,
-            )
-        )
+        audit_rows.append(_audit_row(pk, "created", actor, row.changes, row.note, when))
         for channel, before, after, hard in row.consents:
             consent_rows.append(
                 (pk, channel, before, after, hard, actor.kind, label, user_id, when)
@@ -1369,50 +1386,9 @@ def _create_rows(rows: Sequence[tuple[int, _RowPlan]], entry_source: str, now: d
             points_rows.append(
                 (pk, op.kind, op.points, op.reason[:200], op.purchase_id, user_id, label, when)
             )
-    insert_tuples(
-        AuditEvent._meta.db_table,
-        (
-            "persona_id",
-            "action",
-            "actor_kind",
-            "actor_user_id",
-            "actor_label",
-            "actor_ref",
-            "changes",
-            "note",
-            "created_at",
-        ),
-        audit_rows,
-    )
-    insert_tuples(
-        ConsentChange._meta.db_table,
-        (
-            "persona_id",
-            "channel",
-            "before",
-            "after",
-            "hard",
-            "actor_kind",
-            "actor_label",
-            "actor_user_id",
-            "created_at",
-        ),
-        consent_rows,
-    )
-    insert_tuples(
-        PointsEntry._meta.db_table,
-        (
-            "persona_id",
-            "kind",
-            "points",
-            "reason",
-            "purchase_id",
-            "actor_user_id",
-            "actor_label",
-            "created_at",
-        ),
-        points_rows,
-    )
+    insert_tuples(AuditEvent._meta.db_table, _AUDIT_COLUMNS, audit_rows)
+    insert_tuples(ConsentChange._meta.db_table, _CONSENT_COLUMNS, consent_rows)
+    insert_tuples(PointsEntry._meta.db_table, _POINTS_COLUMNS, points_rows)
     if CHANGE_HOOKS:
         notices = [
             ChangeNotice(
