@@ -173,6 +173,7 @@ class Importer:
         self.stores = stores
         # Identifiers of the rows taken so far → their line (on disk: memory stays flat).
         self.seen = SeenIdentifiers()
+        self.created = job.created  # the job's created count as of the last committed batch
 
     def close(self) -> None:
         self.seen.close()
@@ -586,15 +587,12 @@ def _run_batches(importer: Importer, job: ImportJob) -> ImportJob:
     checkpoint = job.checkpoint_line
     try:
         size = getattr(settings, "IMPORTS_BATCH_SIZE", BATCH_SIZE) or BATCH_SIZE
-        created_before = ImportJob.objects.get(pk=job.pk).created
-        analyzed_at = created_before
+        analyzed_at = importer.created = job.created
         for batch in batches(rows, size):
             checkpoint = _commit_batch(importer, job.pk, batch, checkpoint)
-            if checkpoint is not None:
-                created = ImportJob.objects.values_list("created", flat=True).get(pk=job.pk)
-                if created - analyzed_at >= ANALYZE_EVERY:
-                    _refresh_statistics()
-                    analyzed_at = created
+            if checkpoint is not None and importer.created - analyzed_at >= ANALYZE_EVERY:
+                _refresh_statistics()
+                analyzed_at = importer.created
             if checkpoint is None:  # cancelled
                 job = ImportJob.objects.get(pk=job.pk)
                 _finish(job)
@@ -608,7 +606,7 @@ def _run_batches(importer: Importer, job: ImportJob) -> ImportJob:
             heartbeat_at=timezone.now(),
         )
         raise
-    if ImportJob.objects.values_list("created", flat=True).get(pk=job.pk) > analyzed_at:
+    if importer.created > analyzed_at:
         _refresh_statistics()
     finished = timezone.now()
     ImportJob.objects.filter(pk=job.pk).update(
@@ -674,6 +672,7 @@ def _commit_batch(
                 )
         ImportIssue.objects.bulk_create(issues, batch_size=500)
         job.created += counts.created
+        importer.created = job.created  # committed with this batch (read for ANALYZE)
         job.updated += counts.updated
         job.unchanged += counts.unchanged
         job.skipped += counts.skipped
