@@ -399,6 +399,24 @@ def _states(version: FlowVersion) -> dict[str, dict]:
     return {s["name"]: s for s in version.definition.get("states", [])}
 
 
+def _move_on(run: FlowRun, state: dict, result: StepResult, target: str | None, now) -> bool:
+    """After a step: go to ``target`` (True), or end the run (False) — failed when the step
+    failed with an error and has no ``failed`` transition, completed otherwise."""
+    if target is None:
+        failed = result.event == "failed" and result.error and not _has(state, "failed")
+        _finish(
+            run,
+            FlowRun.Status.FAILED if failed else FlowRun.Status.COMPLETED,
+            now,
+            result.error if failed else "",
+        )
+        return False
+    run.current_state = target
+    run.status = FlowRun.Status.RUNNING
+    run.wake_at = None
+    return True
+
+
 def _finish(run: FlowRun, status: str, now, error: str = "") -> None:
     run.status = status
     run.finished_at = now
@@ -489,18 +507,7 @@ def step_once(run_id: int, *, now: dt.datetime | None = None) -> bool:
             next_step=target or "",
             error=result.error,
         )
-        if target is None:
-            failed = result.event == "failed" and result.error and not _has(state, "failed")
-            _finish(
-                run,
-                FlowRun.Status.FAILED if failed else FlowRun.Status.COMPLETED,
-                now,
-                result.error if failed else "",
-            )
-        else:
-            run.current_state = target
-            run.status = FlowRun.Status.RUNNING
-            run.wake_at = None
+        _move_on(run, state, result, target, now)
         run.save()
         return run.status == FlowRun.Status.RUNNING
 
@@ -1110,18 +1117,7 @@ def _batch_round(batch: _Batch, now: dt.datetime) -> int:
                 result.error,
             )
         )
-        if target is None:
-            failed = result.event == "failed" and result.error and not _has(state, "failed")
-            _finish(
-                run,
-                FlowRun.Status.FAILED if failed else FlowRun.Status.COMPLETED,
-                now,
-                result.error if failed else "",
-            )
-        else:
-            run.current_state = target
-            run.status = FlowRun.Status.RUNNING
-            run.wake_at = None
+        if _move_on(run, state, result, target, now):
             continuing.append(run)
         finished.append(run)
     for run in finished:
