@@ -5,7 +5,7 @@ skip a later row of the same customer as "Same customer as line N". Held in a di
 ~100 bytes per identifier: 300 MB for a million-row file. This keeps them instead in a
 private SQLite file (stdlib ``sqlite3``, no journal, no fsync, a bounded page cache) in the
 system temp directory, removed when the import ends: memory stays flat whatever the file's
-size, at one indexed lookup and one batched insert per batch of rows.
+size, at one indexed lookup and one batched insert (one transaction) per batch of rows.
 
 Fingerprints are 64-bit hashes of (kind, value), compared only within one process's run of
 one import (the odds of a false "same customer" are ~n²/2⁶⁵: negligible at a million rows).
@@ -64,8 +64,17 @@ class SeenIdentifiers:
             for fp in prints:
                 new[fp] = line
         if new:
-            # In key order: each insert lands next to the previous one in the B-tree.
-            self.db.executemany("INSERT INTO seen (fp, line) VALUES (?, ?)", sorted(new.items()))
+            # One transaction per batch (autocommit would write the pages out after every
+            # row); in key order, so each insert lands next to the previous one.
+            self.db.execute("BEGIN")
+            try:
+                self.db.executemany(
+                    "INSERT INTO seen (fp, line) VALUES (?, ?)", sorted(new.items())
+                )
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
         return repeats
 
     def close(self) -> None:

@@ -218,6 +218,12 @@ def _local_today() -> dt.date:
     return _TODAY[1]
 
 
+def _utc_yesterday() -> dt.date:
+    """A date before this one is in the past in every time zone (UTC−12 … UTC+14), so only
+    dates from here on need the active time zone's ``_local_today``."""
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).date()
+
+
 FAVORITE_STORE_RANK = {
     FavoriteStoreSource.WALLET: 5,
     FavoriteStoreSource.SIGNUP_FORM: 4,
@@ -290,7 +296,7 @@ def _validate_field(name: str, value: Any) -> Any:
             value = value.date()
         if not isinstance(value, dt.date):
             raise ValidationError("Enter the birthday as a date.")
-        if value > _local_today() or value.year < 1900:
+        if value.year < 1900 or (value >= _utc_yesterday() and value > _local_today()):
             raise ValidationError("The birthday must be a real date in the past.")
         return value
     if name == "loyalty_enrolled":
@@ -1049,7 +1055,7 @@ def _audit_row(
     persona_id: int, action: str, actor: Actor, changes: dict, note: str, when: Any
 ) -> tuple:
     """One audit event in ``_AUDIT_COLUMNS`` order, as ``_audit`` would save it."""
-    import json
+    from .bulkdb import json_text
 
     return (
         persona_id,
@@ -1057,8 +1063,8 @@ def _audit_row(
         actor.kind,
         actor.user.pk if actor.user is not None else None,
         actor.label[:200],
-        json.dumps(actor.ref),
-        json.dumps(changes),
+        json_text(actor.ref),
+        json_text(changes),
         note[:300],
         when,
     )
@@ -1097,7 +1103,7 @@ def _write_bulk_audit(
     ``_write_related`` give, written as plain tuples (executemany / COPY)."""
     from django.db import connection
 
-    from .bulkdb import insert_rows, insert_tuples
+    from .bulkdb import insert_tuples
 
     when = connection.ops.adapt_datetimefield_value(now) if connection.vendor == "sqlite" else now
     rows = []
@@ -1107,15 +1113,36 @@ def _write_bulk_audit(
         rows.append(
             _audit_row(persona.pk, changeset.action, actor, plan.changes, changeset.note, when)
         )
-        for row in plan.consent_changes:
-            row.persona = persona
-            consent_rows.append(row)
-        for row in plan.points_entries:
-            row.persona = persona
-            points_rows.append(row)
+        for c in plan.consent_changes:
+            consent_rows.append(
+                (
+                    persona.pk,
+                    c.channel,
+                    c.before,
+                    c.after,
+                    c.hard,
+                    c.actor_kind,
+                    c.actor_label[:200],
+                    c.actor_user_id,
+                    when,
+                )
+            )
+        for p in plan.points_entries:
+            points_rows.append(
+                (
+                    persona.pk,
+                    p.kind,
+                    p.points,
+                    p.reason[:200],
+                    p.purchase_id,
+                    p.actor_user_id,
+                    p.actor_label[:200],
+                    when,
+                )
+            )
     insert_tuples(AuditEvent._meta.db_table, _AUDIT_COLUMNS, rows)
-    insert_rows(consent_rows)
-    insert_rows(points_rows)
+    insert_tuples(ConsentChange._meta.db_table, _CONSENT_COLUMNS, consent_rows)
+    insert_tuples(PointsEntry._meta.db_table, _POINTS_COLUMNS, points_rows)
 
 
 @dataclass
@@ -1341,11 +1368,9 @@ def _create_rows(rows: Sequence[tuple[int, _RowPlan]], entry_source: str, now: d
     Returns False, having written nothing, when the persona insert conflicts with a row
     another writer added (the caller then takes the model path).
     """
-    import json
-
     from django.db import connection
 
-    from .bulkdb import insert_tuples, reserve_ids
+    from .bulkdb import insert_tuples, json_text, reserve_ids
 
     sqlite = connection.vendor == "sqlite"
     ids = reserve_ids(Persona._meta.db_table, len(rows))
@@ -1362,7 +1387,7 @@ def _create_rows(rows: Sequence[tuple[int, _RowPlan]], entry_source: str, now: d
         for f in fields:
             value = values[f.attname]
             if f.attname == "attributes":
-                value = json.dumps(value)
+                value = json_text(value)
             elif sqlite and value is not None and f.attname in dates:
                 value = when if value is now else value.isoformat()
             out.append(value)

@@ -309,3 +309,42 @@ def test_apply_many_has_the_same_semantics_and_one_event_per_changed_persona():
     assert AuditEvent.objects.filter(persona__in=[a, b]).count() == 2
     assert not AuditEvent.objects.filter(persona=c).exists()
     assert AuditEvent.objects.get(persona=a).actor_kind == "flow"
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Etc/GMT+12", "UTC"])
+def test_a_birthday_is_checked_against_today_in_the_active_time_zone(zone):
+    import datetime as dt
+    import zoneinfo
+
+    from django.utils import timezone
+
+    with timezone.override(zoneinfo.ZoneInfo(zone)):
+        today = timezone.localdate()
+        assert changes._validate_field("birthday", today) == today
+        assert changes._validate_field("birthday", "1990-05-17") == dt.date(1990, 5, 17)
+        for future in (today + dt.timedelta(days=1), today + dt.timedelta(days=400)):
+            with pytest.raises(ValidationError, match="real date in the past"):
+                changes._validate_field("birthday", future)
+    with pytest.raises(ValidationError, match="real date in the past"):
+        changes._validate_field("birthday", "1899-12-31")
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(_json_values)
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+def test_bulk_json_text_reads_back_as_json_dumps_does(value):
+    import json
+
+    from personas.services.bulkdb import json_text
+
+    assert json.loads(json_text(value)) == json.loads(json.dumps(value))
