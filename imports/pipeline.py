@@ -26,6 +26,7 @@ from django.utils import timezone
 from personas.models import Channel, Persona, PersonaStatus, PointsEntry, Store
 from personas.models.persona import EntrySource, FavoriteStoreSource
 from personas.services import changes
+from personas.services.bulkdb import select_in
 from personas.services.changes import (
     Actor,
     AttributeOp,
@@ -106,20 +107,15 @@ def _existing_rows(key: str, values: list[str]) -> list[tuple]:
     ORM would compile the same statement anew for every batch)."""
     if not values:
         return []
-    from django.db import connection
-
     meta = Persona._meta
-    qn = connection.ops.quote_name
-    columns = ", ".join(qn(meta.get_field(name).column) for name in _EXISTING_COLUMNS)
-    marks = ", ".join(["%s"] * len(values))
-    # Identifiers come from the model's metadata and a fixed list; values are parameters.
-    sql = (
-        f"SELECT {columns} FROM {qn(meta.db_table)} "  # noqa: S608
-        f"WHERE {qn(meta.get_field(key).column)} IN ({marks}) AND status IN (%s, %s)"
+    rows = select_in(
+        meta.db_table,
+        [meta.get_field(name).column for name in _EXISTING_COLUMNS],
+        meta.get_field(key).column,
+        values,
+        where="status IN (%s, %s)",
+        params=[PersonaStatus.ACTIVE.value, PersonaStatus.ARCHIVED.value],
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, PersonaStatus.ACTIVE.value, PersonaStatus.ARCHIVED.value])
-        rows = cursor.fetchall()
     out = []
     birthday = _EXISTING_COLUMNS.index("birthday")
     attributes = _EXISTING_COLUMNS.index("attributes")

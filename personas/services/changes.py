@@ -983,10 +983,7 @@ def _apply_many(
         missing = [pid for pid in dict.fromkeys(pid for pid, _, _ in items) if pid not in personas]
         if missing:
             # Ordered by id: two bulk writers lock shared personas in the same order.
-            personas.update(
-                (p.pk, p)
-                for p in Persona.objects.select_for_update().filter(pk__in=missing).order_by("pk")
-            )
+            personas.update((p.pk, p) for p in _lock_personas(missing))
         plans: list[Plan] = []
         plan_actors: list[Actor] = []
         plan_changesets: list[Changeset] = []
@@ -1036,6 +1033,21 @@ def _apply_many(
             _queue_messages(plans)
             _notify(plans, plan_actors, created=False)
     return outcomes
+
+
+def _lock_personas(ids: Sequence[int]) -> Iterable[Persona]:
+    """``select_for_update`` of these personas in id order. On PostgreSQL one array
+    parameter (``id = ANY(%s)``): a thousand ``IN`` placeholders cost psycopg more to prepare
+    than the server to run."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return Persona.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    table = connection.ops.quote_name(Persona._meta.db_table)
+    return Persona.objects.raw(
+        f"SELECT * FROM {table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE",  # noqa: S608
+        [list(ids)],
+    )
 
 
 _AUDIT_COLUMNS = (

@@ -100,14 +100,11 @@ def parse_identifier(raw: str) -> Identifier:
 
 def blocked_digests(digests: Iterable[str]) -> set[str]:
     """The subset of ``digests`` on the blocklist: one indexed query for a whole batch."""
-    wanted = list(set(digests))
-    found: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        found.update(
-            BlocklistEntry.objects.filter(digest__in=chunk).values_list("digest", flat=True)
-        )
-    return found
+    from .bulkdb import select_in
+
+    meta = BlocklistEntry._meta
+    column = meta.get_field("digest").column
+    return {row[0] for row in select_in(meta.db_table, [column], column, list(set(digests)))}
 
 
 def is_blocked(*, phone: str | None = None, email: str | None = None) -> bool:
