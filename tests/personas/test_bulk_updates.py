@@ -132,3 +132,41 @@ def test_update_objects_and_update_tuples_write_exactly_the_values_given():
     assert rows[b.pk].attributes == {} and rows[b.pk].archived_at is None
     assert rows[b.pk].first_name == "Zed" and rows[b.pk].version == 5
     assert rows[c.pk].version == 7 and rows[c.pk].attributes == {"x": 1}
+
+
+def test_select_in_finds_exactly_the_rows_whose_key_is_listed_beyond_one_chunk():
+    from personas.services.bulkdb import select_in
+
+    table = Persona._meta.db_table
+    personas = PersonaFactory.create_batch(3)
+    personas[2].status = "archived"
+    personas[2].save()
+    wanted = [p.email for p in personas] + [f"nobody{i}@example.com" for i in range(12_000)]
+    rows = select_in(table, ["id", "email"], "email", wanted)
+    assert sorted(rows) == sorted((p.pk, p.email) for p in personas)
+    active = select_in(table, ["id"], "email", wanted, where="status IN (%s)", params=["active"])
+    assert sorted(active) == sorted((p.pk,) for p in personas[:2])
+    assert select_in(table, ["id"], "email", []) == []
+
+
+def test_apply_many_writes_the_same_ledger_rows_and_balance_as_apply():
+    from personas.models import PointsEntry
+    from personas.services.changes import PointsOp
+
+    one = PersonaFactory(points_balance=0)
+    many = PersonaFactory(points_balance=0)
+    actor = Actor.import_row(4, 17)
+
+    def points() -> Changeset:
+        return Changeset(points=[PointsOp(PointsEntry.Kind.ADJUST, 35, "Imported balance")])
+
+    changes.apply(one, points(), actor)
+    [outcome] = changes.apply_many([(many.pk, points(), actor)])
+    assert outcome.changed and outcome.error is None
+    columns = ("kind", "points", "reason", "purchase_id", "actor_user_id", "actor_label")
+    rows = [list(PointsEntry.objects.filter(persona=p).values_list(*columns)) for p in (one, many)]
+    assert rows[0] == rows[1] == [("adjust", 35, "Imported balance", None, None, rows[0][0][5])]
+    assert PointsEntry.objects.get(persona=many).created_at is not None
+    one.refresh_from_db()
+    many.refresh_from_db()
+    assert one.points_balance == many.points_balance == 35
