@@ -221,7 +221,7 @@ def _local_today() -> dt.date:
 def _utc_yesterday() -> dt.date:
     """A date before this one is in the past in every time zone (UTC−12 … UTC+14), so only
     dates from here on need the active time zone's ``_local_today``."""
-    return (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).date()
+    return (timezone.now().astimezone(dt.UTC) - dt.timedelta(days=1)).date()
 
 
 FAVORITE_STORE_RANK = {
