@@ -954,6 +954,32 @@ _LOG_COLUMNS = (
 )
 
 
+def _log_row(
+    run: FlowRun,
+    state: dict[str, Any],
+    started: Any,
+    ended: Any,
+    inputs: dict[str, Any],
+    outputs: dict[str, Any],
+    event: str,
+    target: str,
+    error: str,
+) -> tuple:
+    """One step log in ``_LOG_COLUMNS`` order."""
+    return (
+        run.pk,
+        state["name"],
+        state["type"],
+        started,
+        ended,
+        json.dumps(inputs, default=str),
+        json.dumps(outputs, default=str),
+        event,
+        target,
+        error,
+    )
+
+
 def _batch_round(batch: _Batch, now: dt.datetime) -> int:
     """One step of every run in the batch; ``batch.runs`` keeps the runs that go on.
     Returns the number of steps applied."""
@@ -1075,20 +1101,7 @@ def _batch_round(batch: _Batch, now: dt.datetime) -> int:
                 "_waiting": {"step": state["name"], "until": result.inputs["until"]},
             }
             texts.pop(run.pk, None)  # an earlier round's text is stale now
-            logs.append(
-                (
-                    run.pk,
-                    state["name"],
-                    state["type"],
-                    started,
-                    ended,
-                    dumps(result.inputs, default=str),
-                    "{}",
-                    "waiting",
-                    "",
-                    "",
-                )
-            )
+            logs.append(_log_row(run, state, started, ended, result.inputs, {}, "waiting", "", ""))
             wake = result.wait_until
             transaction.on_commit(lambda wake=wake: _schedule_wake(wake))
             finished.append(run)
@@ -1104,14 +1117,13 @@ def _batch_round(batch: _Batch, now: dt.datetime) -> int:
         run.steps_taken += 1
         outputs = {**result.outputs, **({"changes": result.changes} if result.changes else {})}
         logs.append(
-            (
-                run.pk,
-                state["name"],
-                state["type"],
+            _log_row(
+                run,
+                state,
                 started,
                 ended,
-                dumps(result.inputs, default=str),
-                dumps(outputs, default=str),
+                result.inputs,
+                outputs,
                 result.event,
                 target or "",
                 result.error,
