@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 
 from imports.models import ImportJob, PendingDoubleOptIn
 from personas.models import Persona
+from tests.bench import load_bench
 from tests.worker import ROOT, database_url
 
 pytestmark = pytest.mark.browser
@@ -23,12 +24,7 @@ ROWS = 3000
 
 
 def _messy_csv() -> bytes:
-    sys.path.insert(0, str(ROOT / "bench"))
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_imports", ROOT / "bench" / "imports.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench("imports")
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow([*bench.HEADER, "SMS Opt In"])

@@ -18,49 +18,12 @@ from flows import engine, services
 from flows.models import Flow, FlowRun, FlowStepLog
 from personas.models import AuditEvent, Persona
 from personas.services import privacy
+from tests.bench import load_bench
 from tests.personas.factories import PersonaFactory
 
 pytestmark = pytest.mark.django_db
 
-BENCH_SHAPE = {
-    "initial_state": "mark_vip",
-    "states": [
-        {
-            "name": "mark_vip",
-            "type": "persona-update",
-            "properties": {
-                "set": [{"key": "vip_status", "value": "true"}],
-                "remove": [{"key": "temp_flag"}],
-            },
-            "transitions": [{"event": "next", "next": "by_points"}],
-        },
-        {
-            "name": "by_points",
-            "type": "split-based-on",
-            "properties": {
-                "input": "{{persona.points}}",
-                "conditions": [{"operator": "greater_than", "value": "100"}],
-            },
-            "transitions": [
-                {"event": "noMatch", "next": "update_traits"},
-                {"event": "match_1", "next": "update_traits"},
-            ],
-        },
-        {
-            "name": "update_traits",
-            "type": "update-profile-traits",
-            "properties": {
-                "profile_connect_sid": "{{trigger.persona.id}}",
-                "traits": [{"key": "segment", "value": "bench-{{flow.run_id}}"}],
-            },
-            "transitions": [
-                {"event": "profileUpdated"},
-                {"event": "profileNotFound"},
-                {"event": "failed"},
-            ],
-        },
-    ],
-}
+BENCH_SHAPE = load_bench("flows").DEFINITION  # the flow bench/flows.py measures
 
 
 def _flow(definition, name="F") -> Flow:
