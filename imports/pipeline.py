@@ -172,12 +172,10 @@ def _unchanged(cs: Changeset, persona: Existing) -> bool:
             return False
     if cs.favorite_store is not None:
         store_id, source = cs.favorite_store
-        rank = changes.FAVORITE_STORE_RANK
-        if persona.favorite_store_id is None or rank[source] >= rank.get(
-            persona.favorite_store_source, 0
-        ):
-            if persona.favorite_store_id != store_id or persona.favorite_store_source != source:
-                return False
+        if changes.store_may_replace(
+            persona.favorite_store_id, persona.favorite_store_source, source
+        ) and (persona.favorite_store_id != store_id or persona.favorite_store_source != source):
+            return False
     return True
 
 

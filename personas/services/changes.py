@@ -233,6 +233,14 @@ FAVORITE_STORE_RANK = {
 }
 
 
+def store_may_replace(current_id: int | None, current_source: str, source: str) -> bool:
+    """The favorite store precedence rule: a store from ``source`` may replace the current
+    one when there is none or ``source`` ranks at least as high as where it came from."""
+    return current_id is None or FAVORITE_STORE_RANK[source] >= FAVORITE_STORE_RANK.get(
+        current_source, 0
+    )
+
+
 def validate_attribute_key(key: Any) -> str:
     if not isinstance(key, str) or not key.strip():
         raise ValidationError("An attribute key cannot be empty.")
@@ -669,8 +677,7 @@ def plan_changes(
 
     if changeset.favorite_store is not None:
         store_id, source = changeset.favorite_store
-        current_rank = FAVORITE_STORE_RANK.get(persona.favorite_store_source, 0)
-        if persona.favorite_store_id is None or FAVORITE_STORE_RANK[source] >= current_rank:
+        if store_may_replace(persona.favorite_store_id, persona.favorite_store_source, source):
             before = persona.favorite_store_id
             if before != store_id or persona.favorite_store_source != source:
                 persona.favorite_store_id = store_id
