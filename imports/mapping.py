@@ -10,7 +10,11 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from personas.normalize import clean_text, normalize_email, normalize_phone
-from personas.services.changes import validate_attribute_key, validate_attribute_value
+from personas.services.changes import (
+    birthday_in_past,
+    validate_attribute_key,
+    validate_attribute_value,
+)
 
 # target → (label, kind)
 TARGETS: dict[str, tuple[str, str]] = {
@@ -199,9 +203,7 @@ def parse_date(value: str) -> dt.date:
         except ValueError:
             day = None
         if day is not None:
-            if day.year < 1900 or day > dt.date.today():
-                raise ValidationError(f"“{value[:40]}” is not a birthday in the past")
-            return day
+            return _past(day, value)
     v = " ".join(v.split())
     if "T" in v and len(v) > 10:
         v = v.split("T")[0]
@@ -212,10 +214,14 @@ def parse_date(value: str) -> dt.date:
             day = dt.datetime.strptime(v, fmt).date()
         except ValueError:
             continue
-        if day.year < 1900 or day > dt.date.today():
-            raise ValidationError(f"“{value[:40]}” is not a birthday in the past")
-        return day
+        return _past(day, value)
     raise ValidationError(f"“{value[:40]}” is not a date (use YYYY-MM-DD or MM/DD/YYYY)")
+
+
+def _past(day: dt.date, value: str) -> dt.date:
+    if not birthday_in_past(day):  # the personas service's rule, in this column's words
+        raise ValidationError(f"“{value[:40]}” is not a birthday in the past")
+    return day
 
 
 def parse_int(value: str) -> int:

@@ -224,6 +224,11 @@ def _utc_yesterday() -> dt.date:
     return (timezone.now().astimezone(dt.UTC) - dt.timedelta(days=1)).date()
 
 
+def birthday_in_past(day: dt.date) -> bool:
+    """The birthday rule: from 1900 on, and not after today in the active time zone."""
+    return day.year >= 1900 and (day < _utc_yesterday() or day <= _local_today())
+
+
 FAVORITE_STORE_RANK = {
     FavoriteStoreSource.WALLET: 5,
     FavoriteStoreSource.SIGNUP_FORM: 4,
@@ -304,7 +309,7 @@ def _validate_field(name: str, value: Any) -> Any:
             value = value.date()
         if not isinstance(value, dt.date):
             raise ValidationError("Enter the birthday as a date.")
-        if value.year < 1900 or (value >= _utc_yesterday() and value > _local_today()):
+        if not birthday_in_past(value):
             raise ValidationError("The birthday must be a real date in the past.")
         return value
     if name == "loyalty_enrolled":
