@@ -105,8 +105,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     (BASE_DIR / "var").mkdir(exist_ok=True)
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
-            # WAL lets the web server read while the task worker writes.
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            # WAL lets the web server read while the task worker writes. A checkpoint every
+            # 10,000 pages (40 MB of log) rather than SQLite's 1,000: bulk writers (imports,
+            # flows) commit every batch, and copying the log back after every few batches
+            # cost a third of their commit time.
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                "PRAGMA wal_autocheckpoint=10000;"
+            ),
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
         }

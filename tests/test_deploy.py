@@ -1,4 +1,5 @@
-"""Production settings: check --deploy is clean, and a missing SECRET_KEY is an error."""
+"""Deployment settings: check --deploy is clean, a missing SECRET_KEY is an error, and SQLite
+connections are set up for a web server and a worker side by side."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,3 +50,18 @@ def test_production_without_a_secret_key_refuses_to_start():
     proc = run_manage("check", DJANGO_ENV="production", ALLOWED_HOSTS="personas.example.com")
     assert proc.returncode != 0
     assert "SECRET_KEY must be set" in proc.stderr
+
+
+@pytest.mark.django_db
+def test_sqlite_connections_use_wal_with_a_roomy_checkpoint():
+    """The web server reads while the worker writes (WAL), and bulk writers committing every
+    batch do not copy the log back after every few batches."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite connection settings")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA wal_autocheckpoint")
+        assert cursor.fetchone()[0] == 10_000
+        cursor.execute("PRAGMA synchronous")
+        assert cursor.fetchone()[0] == 1  # NORMAL
