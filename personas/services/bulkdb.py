@@ -76,6 +76,16 @@ def select_in(
 _IN_CHUNK = 5000  # well under SQLite's 32,766 bound parameters
 
 
+def _update_params(objs: Sequence[Model], model_fields: Sequence[Field]) -> list[list[Any]]:
+    """One ``[value, …, pk]`` row per object for an UPDATE by primary key, each value
+    prepared for the database by its field."""
+    names = [f.attname for f in model_fields]
+    prep = _preparers(model_fields)
+    return [
+        [p(getattr(obj, n)) for p, n in zip(prep, names, strict=True)] + [obj.pk] for obj in objs
+    ]
+
+
 def update_rows(objs: Sequence[Model], fields: Sequence[str]) -> None:
     if not objs or not fields:
         return
@@ -85,13 +95,8 @@ def update_rows(objs: Sequence[Model], fields: Sequence[str]) -> None:
     assignments = ", ".join(f"{qn(f.column)} = %s" for f in model_fields)
     # Identifiers come from the model's own metadata, quoted; values are parameters.
     sql = f"UPDATE {qn(meta.db_table)} SET {assignments} WHERE {qn(meta.pk.column)} = %s"  # noqa: S608
-    names = [f.attname for f in model_fields]
-    prep = _preparers(model_fields)
-    params = []
-    for obj in objs:
-        params.append([p(getattr(obj, n)) for p, n in zip(prep, names, strict=True)] + [obj.pk])
     with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+        cursor.executemany(sql, _update_params(objs, model_fields))
 
 
 def insert_rows(objs: Sequence[Model]) -> None:
@@ -212,9 +217,4 @@ def update_objects(objs: Sequence[Model], fields: Sequence[str]) -> None:
         return
     model_fields = [meta.get_field(name) for name in fields]
     columns = [(f.column, f.cast_db_type(connection)) for f in model_fields]
-    names = [f.attname for f in model_fields]
-    prep = _preparers(model_fields)
-    rows = []
-    for obj in objs:
-        rows.append([p(getattr(obj, n)) for p, n in zip(prep, names, strict=True)] + [obj.pk])
-    update_tuples(meta.db_table, columns, rows)
+    update_tuples(meta.db_table, columns, _update_params(objs, model_fields))
