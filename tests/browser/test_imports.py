@@ -82,6 +82,18 @@ def test_marketing_imports_a_messy_file_and_sends_double_opt_in_later(
     page.get_by_role("button", name="Upload and map columns").click()
 
     expect(page.get_by_text("Step 2 of 3")).to_be_visible()
+    # The "uploaded" message must not sit on the form's primary button while it fades.
+    preview_button = page.get_by_role("button", name="Preview the import")
+    preview_button.scroll_into_view_if_needed()
+    message = page.get_by_role("status").filter(has_text="uploaded").bounding_box()
+    button = preview_button.bounding_box()
+    assert message and button
+    assert (
+        message["x"] + message["width"] <= button["x"]
+        or button["x"] + button["width"] <= message["x"]
+        or message["y"] + message["height"] <= button["y"]
+        or button["y"] + button["height"] <= message["y"]
+    ), f"message {message} covers the button {button}"
     expect(page.get_by_label("Map “Mobile” to")).to_have_value("phone")
     expect(page.get_by_label("Map “E-mail” to")).to_have_value("email")
     expect(page.get_by_label("Map “Shoe Size” to")).to_have_value("attr")
