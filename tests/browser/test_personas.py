@@ -153,3 +153,27 @@ def test_archive_and_unarchive(page, live_server, login, shot):
     expect(page.locator("h1 .badge")).to_have_text("Active")
     persona.refresh_from_db()
     assert persona.status == "active"
+
+
+def test_list_and_profile_fit_a_phone_and_a_tablet(page, live_server, login, shot):
+    """On a phone the profile page never scrolls sideways (its tabs scroll in their own bar);
+    on a tablet a list row keeps its phone number on one line."""
+    persona = PersonaFactory(first_name="Sage", phone="+12025550123", email="sage@example.com")
+    login(page, "Staff")
+    for width, height in ((390, 844), (820, 1180)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"{live_server.url}/personas/{persona.pk}/")
+        expect(page.get_by_role("link", name="Activity")).to_be_attached()
+        overflow = page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"the profile scrolls sideways by {overflow}px at {width}px"
+        page.goto(f"{live_server.url}/personas/")
+        cell = page.get_by_role("cell", name="(202) 555-0123")
+        lines = page.evaluate(
+            "c => { const r = document.createRange(); r.selectNodeContents(c); "
+            "return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }",
+            cell.element_handle(),
+        )
+        assert lines == 1, f"the phone number wraps onto {lines} lines at {width}px"
+        shot(page, f"personas-list-{width}")
