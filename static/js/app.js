@@ -1,4 +1,5 @@
-// Personas — small behaviours: the slide-out (focus, Escape, close), dismissible messages.
+// Personas — small behaviours: the slide-out (focus, Escape, close), dismissible messages,
+// "…" menus.
 (function () {
   "use strict";
   let lastFocus = null;
@@ -28,7 +29,11 @@
       return;
     }
     const opener = event.target.closest("[data-drawer-open]");
-    if (opener) lastFocus = opener;
+    if (opener) {
+      // From a "…" menu the focus comes back to the menu's button: the item will be hidden.
+      const menu = opener.closest("details.menu");
+      lastFocus = menu ? menu.querySelector("summary") : opener;
+    }
     const dismiss = event.target.closest("[data-dismiss]");
     if (dismiss) dismiss.closest(".message").remove();
     const remover = event.target.closest("[data-remove-row]");
@@ -76,6 +81,28 @@
   }
   document.addEventListener("DOMContentLoaded", ageMessages);
   document.addEventListener("htmx:afterSettle", ageMessages);
+
+  // "…" menus (<details class="menu">) close like menus: on a click outside them, after an
+  // item is chosen, and on Escape, which gives the focus back to the menu's button.
+  function closeMenus(except) {
+    document.querySelectorAll("details.menu[open]").forEach(function (m) {
+      if (m !== except) m.removeAttribute("open");
+    });
+  }
+  document.addEventListener("click", function (event) {
+    if (event.target.closest(".menu-items a, .menu-items button")) {
+      setTimeout(function () { closeMenus(null); }, 0);  // after the item's own action
+      return;
+    }
+    closeMenus(event.target.closest("details.menu"));
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    const open = document.querySelector("details.menu[open]");
+    if (!open) return;
+    open.removeAttribute("open");
+    open.querySelector("summary").focus();
+  });
 
   // "Copy link" buttons: data-copy="#input-id".
   document.addEventListener("click", function (event) {

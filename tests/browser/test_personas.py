@@ -177,3 +177,32 @@ def test_list_and_profile_fit_a_phone_and_a_tablet(page, live_server, login, sho
         )
         assert lines == 1, f"the phone number wraps onto {lines} lines at {width}px"
         shot(page, f"personas-list-{width}")
+
+
+def test_more_actions_menus_close_like_menus(page, live_server, login):
+    """A click outside or Escape closes a "…" menu; choosing an item closes it too, and when
+    the item's slide-out closes the focus is back on the menu's button."""
+    persona = PersonaFactory(first_name="Sage")
+    login(page, "Staff")
+    page.goto(f"{live_server.url}/personas/")
+    menu = page.locator("details.menu")
+    more = page.get_by_label("More actions")
+    more.click()
+    expect(page.get_by_role("link", name="View Archived Personas")).to_be_visible()
+    page.get_by_role("heading", name="Personas").click()
+    expect(menu).not_to_have_attribute("open", "")
+    more.click()
+    expect(menu).to_have_attribute("open", "")
+    page.keyboard.press("Escape")
+    expect(menu).not_to_have_attribute("open", "")
+    expect(more).to_be_focused()
+
+    page.goto(f"{live_server.url}/personas/{persona.pk}/")
+    more = page.get_by_label("More actions for this persona")
+    more.click()
+    page.get_by_role("link", name="Archive…").click()
+    expect(page.get_by_role("dialog")).to_be_visible()
+    expect(page.locator("details.menu")).not_to_have_attribute("open", "")
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    expect(more).to_be_focused()
