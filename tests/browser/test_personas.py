@@ -155,11 +155,19 @@ def test_archive_and_unarchive(page, live_server, login, shot):
     assert persona.status == "active"
 
 
+def _text_lines(locator) -> int:
+    """How many lines the element's text takes on screen."""
+    return locator.evaluate(
+        "e => { const r = document.createRange(); r.selectNodeContents(e); "
+        "return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }"
+    )
+
+
 def test_list_and_profile_fit_a_phone_and_a_tablet(page, live_server, login, shot):
     """On a phone the profile page never scrolls sideways (its tabs scroll in their own bar);
-    on a tablet a list row keeps its phone number on one line."""
+    a list row keeps its phone number, and the top bar each link, on one line."""
     persona = PersonaFactory(first_name="Sage", phone="+12025550123", email="sage@example.com")
-    login(page, "Staff")
+    login(page, "Owner")  # the role with the most top-bar links
     for width, height in ((390, 844), (820, 1180)):
         page.set_viewport_size({"width": width, "height": height})
         page.goto(f"{live_server.url}/personas/{persona.pk}/")
@@ -169,13 +177,14 @@ def test_list_and_profile_fit_a_phone_and_a_tablet(page, live_server, login, sho
         )
         assert overflow <= 0, f"the profile scrolls sideways by {overflow}px at {width}px"
         page.goto(f"{live_server.url}/personas/")
-        cell = page.get_by_role("cell", name="(202) 555-0123")
-        lines = page.evaluate(
-            "c => { const r = document.createRange(); r.selectNodeContents(c); "
-            "return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }",
-            cell.element_handle(),
-        )
+        lines = _text_lines(page.get_by_role("cell", name="(202) 555-0123"))
         assert lines == 1, f"the phone number wraps onto {lines} lines at {width}px"
+        top_bar = page.locator(".topbar")
+        for item in (
+            top_bar.locator(".mainnav a").first,
+            top_bar.get_by_role("button", name="Sign out"),
+        ):
+            assert _text_lines(item) == 1, f"{item} in the top bar wraps at {width}px"
         shot(page, f"personas-list-{width}")
 
 
