@@ -550,3 +550,16 @@ def test_runs_of_a_blocklisted_persona_are_not_listed_to_staff(client):
         assert "Hiddenname" not in client.get(url).content.decode()
     run = FlowRun.objects.get(persona=hidden)
     assert client.get(reverse("flows:run", args=[run.pk])).status_code == 404
+
+
+def test_flow_list_is_in_name_order(client):
+    """The run counts make the list a GROUP BY query, where Django drops the model's default
+    ordering: the view orders it itself."""
+    from django.urls import reverse
+
+    for name in ("Winback", "Birthday treat", "Welcome series"):
+        Flow.objects.create(name=name, definition=DESIGN_EXAMPLE, trigger={"type": "manual"})
+    client.force_login(make_user("Marketing"))
+    html = client.get(reverse("flows:list")).content.decode()
+    names = ["Birthday treat", "Welcome series", "Winback"]
+    assert [html.index(n) for n in names] == sorted(html.index(n) for n in names)

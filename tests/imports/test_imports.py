@@ -564,3 +564,20 @@ def test_bad_mapping_is_refused_with_messages(client):
     assert "Choose when to send" in page
     job.refresh_from_db()
     assert job.status == "uploaded"
+
+
+def test_history_lists_the_newest_import_first(client):
+    """The history's count of waiting texts is a GROUP BY query, where Django drops the
+    model's default ordering: the view must order it itself."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    client.force_login(make_user("Marketing"))
+    start = timezone.now() - dt.timedelta(days=3)
+    names = ["monday.csv", "tuesday.csv", "wednesday.csv"]
+    for day, name in enumerate(names):
+        job = _job("Phone\n2025550100\n", name=name)
+        ImportJob.objects.filter(pk=job.pk).update(created_at=start + dt.timedelta(days=day))
+    html = client.get(reverse("imports:history")).content.decode()
+    assert [html.index(n) for n in reversed(names)] == sorted(html.index(n) for n in names)
