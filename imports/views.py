@@ -166,7 +166,8 @@ def import_progress(request: HttpRequest, pk: int) -> HttpResponse:
         response = HttpResponse(status=204)
         response["HX-Refresh"] = "true"
         return response
-    context = {"job": job, **_progress(job)}
+    # oob: the header's status badge follows along (Queued → Running) with each poll.
+    context = {"job": job, "oob": True, **_progress(job)}
     return render(request, "imports/import_detail.html#progress", context)
 
 

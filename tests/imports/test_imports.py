@@ -581,3 +581,20 @@ def test_history_lists_the_newest_import_first(client):
         ImportJob.objects.filter(pk=job.pk).update(created_at=start + dt.timedelta(days=day))
     html = client.get(reverse("imports:history")).content.decode()
     assert [html.index(n) for n in reversed(names)] == sorted(html.index(n) for n in names)
+
+
+def test_progress_poll_also_updates_the_status_badge(client):
+    """Each progress poll carries the header's status badge out of band, so the badge says
+    "Running" once the worker has started, not the "Queued" of the page load."""
+    client.force_login(make_user("Marketing"))
+    job = _job("Phone\n2025550100\n")
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING)
+    page = client.get(reverse("imports:detail", args=[job.pk])).content.decode()
+    assert page.count('id="job-status"') == 1 and "hx-swap-oob" not in page
+    poll = client.get(reverse("imports:progress", args=[job.pk]), headers={"HX-Request": "true"})
+    html = poll.content.decode()
+    assert (
+        '<span id="job-status" class="badge badge-running" hx-swap-oob="true">Running</span>'
+        in html
+    )
+    assert 'id="progress"' in html
