@@ -38,14 +38,14 @@ def _close_and_reload(request: HttpRequest, url: str) -> HttpResponse:
 @require_cap(Cap.VIEW_FLOWS)
 @require_http_methods(["GET"])
 def flow_list(request: HttpRequest) -> HttpResponse:
-    # Ordered here: Django leaves the model's default ordering out of a GROUP BY query.
+    # The model's ordering, restated: Django leaves it out of a GROUP BY query.
     flows = (
         Flow.objects.select_related("current_version")
         .annotate(
             run_count=Count("runs", filter=Q(runs__dry_run=False)),
             active_runs=Count("runs", filter=Q(runs__status__in=["running", "waiting"])),
         )
-        .order_by("name", "id")
+        .order_by(*Flow._meta.ordering)
     )
     return render(request, "flows/flow_list.html", {"flows": flows, "section": "flows"})
 

@@ -37,13 +37,13 @@ def _job(pk: int) -> ImportJob:
 def import_history(request: HttpRequest) -> HttpResponse:
     if services.resume_stale():
         messages.info(request, "An import whose worker stopped was queued to resume.")
-    # Ordered here: Django leaves the model's default ordering out of a GROUP BY query.
+    # The model's ordering, restated: Django leaves it out of a GROUP BY query.
     jobs = (
         ImportJob.objects.select_related("created_by")
         .annotate(
             texts_waiting=Count("pending_texts", filter=Q(pending_texts__sent_at__isnull=True))
         )
-        .order_by("-created_at", "-id")[:100]
+        .order_by(*ImportJob._meta.ordering)[:100]
     )
     return render(request, "imports/import_history.html", {"jobs": jobs, "section": "personas"})
 
