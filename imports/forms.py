@@ -26,6 +26,17 @@ class UploadForm(forms.Form):
     delimiter = forms.ChoiceField(label="Delimiter", choices=DELIMITER_CHOICES, required=False)
 
 
+def _match_key_field(ordinal: str) -> forms.ChoiceField:
+    """One of the three match-key selects. They sit in one line under the legend "Match rows
+    to existing personas by", so each carries its own accessible name."""
+    label = f"{ordinal} match key"
+    return forms.ChoiceField(
+        label=label,
+        choices=list(MATCH_KEYS.items()),
+        widget=forms.Select(attrs={"aria-label": label}),
+    )
+
+
 class MappingForm(forms.Form):
     """One "map to" choice (and custom attribute key) per column, plus the import's choices."""
 
@@ -35,9 +46,9 @@ class MappingForm(forms.Form):
         required=False,
         empty_label="—",
     )
-    match_1 = forms.ChoiceField(label="Match on first", choices=list(MATCH_KEYS.items()))
-    match_2 = forms.ChoiceField(label="then", choices=list(MATCH_KEYS.items()))
-    match_3 = forms.ChoiceField(label="then", choices=list(MATCH_KEYS.items()))
+    match_1 = _match_key_field("First")
+    match_2 = _match_key_field("Second")
+    match_3 = _match_key_field("Third")
     existing = forms.ChoiceField(
         label="When a row matches an existing persona",
         choices=ImportJob.Existing.choices,

@@ -56,14 +56,39 @@ def page(browser):
     assert not errors, f"JavaScript or CSP errors in the page: {errors}"
 
 
+# WCAG 2.1 A and AA plus axe's best practices: labels, names, contrast, landmarks, nesting.
+AXE_OPTIONS = {
+    "runOnly": {
+        "type": "tag",
+        "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"],
+    }
+}
+
+
+def accessibility_violations(page) -> list[str]:
+    """The axe-core violations on the page as it is now, one readable line per element."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    found = []
+    for violation in Axe().run(page, options=AXE_OPTIONS).response["violations"]:
+        for node in violation["nodes"]:
+            html = " ".join(node["html"].split())[:160]
+            found.append(f"{violation['id']} ({violation['help']}) at {node['target']}: {html}")
+    return found
+
+
 @pytest.fixture
 def shot():
+    """shot(page, name) saves a screenshot of the screen a person would look at, and checks
+    that screen with axe-core: any accessibility violation fails the test."""
     SCREENSHOTS.mkdir(exist_ok=True)
 
     def _shot(page, name: str) -> Path:
         path = SCREENSHOTS / f"{name}.png"
         page.wait_for_timeout(200)  # let the slide-out's short animation finish
         page.screenshot(path=str(path), full_page=True)
+        violations = accessibility_violations(page)
+        assert not violations, f"Accessibility violations on {name}:\n" + "\n".join(violations)
         return path
 
     return _shot

@@ -530,7 +530,12 @@ def test_flow_permissions(client):
     client.force_login(make_user("Staff"))
     assert client.get(reverse("flows:list")).status_code == 403
     client.force_login(make_user("Analyst"))
-    assert client.get(reverse("flows:detail", args=[flow.pk])).status_code == 200
+    page = client.get(reverse("flows:detail", args=[flow.pk]))
+    assert page.status_code == 200
+    # A viewer sees the diagram's steps but gets no links: none to edit, none to nowhere.
+    html = page.content.decode()
+    assert 'class="node-name"' in html
+    assert "/steps/" not in html and 'href="#step-' not in html
     assert client.post(reverse("flows:publish", args=[flow.pk])).status_code == 403
     client.force_login(make_user("Marketing"))
     assert client.post(reverse("flows:pause", args=[flow.pk])).status_code == 302
