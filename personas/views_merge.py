@@ -89,6 +89,8 @@ def persona_merge(request: HttpRequest, pk: int) -> HttpResponse:
         ids = [i for i in (search.ids or []) if i != persona.pk][:10]
         candidates = list(Persona.objects.filter(pk__in=ids))
     context = {"persona": persona, "other": other, "q": q, "candidates": candidates}
+    if other is None and not q:
+        context["suggested"] = merge_service.duplicate_hint(persona)
     if other is not None:
         survivor_id = data.get("survivor")
         survivor, merged = (other, persona) if survivor_id == str(other.pk) else (persona, other)

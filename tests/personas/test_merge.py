@@ -262,7 +262,12 @@ def test_duplicate_suggestions_and_not_a_duplicate_is_remembered(client):
     client.force_login(make_user("Manager"))
     page = client.get(reverse("personas:duplicates")).content.decode()
     assert "Same name and birthday" in page
+    # The merge slide-out offers the likely other profile before any search.
+    merge_url = reverse("personas:merge", args=[a.pk])
+    drawer = client.get(merge_url).content.decode()
+    assert "Looks like the same customer" in drawer and f"?other={b.pk}" in drawer
     client.post(reverse("personas:not_duplicate"), {"a": a.pk, "b": b.pk})
+    assert "Looks like the same customer" not in client.get(merge_url).content.decode()
     pairs = {(min(c.a.pk, c.b.pk), max(c.a.pk, c.b.pk)) for c in merge.duplicate_candidates()}
     assert (a.pk, b.pk) not in pairs
     assert merge.duplicate_hint(a) is None
