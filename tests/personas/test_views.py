@@ -282,6 +282,26 @@ def test_adjust_points_needs_the_role(client_for):
     assert persona.points_balance == 10
 
 
+def test_points_tab_explains_the_balance_only_when_there_is_one_to_explain(client_for):
+    persona = PersonaFactory()
+    owner = client_for("Owner")
+    url = reverse("personas:detail_tab", args=[persona.pk, "points"])
+    body = owner.get(url).content.decode()
+    assert "No points yet" in body and "Why points don" not in body
+    owner.post(reverse("personas:points_adjust", args=[persona.pk]), {"points": 1, "reason": "x"})
+    body = owner.get(url).content.decode()
+    assert "Why points don" in body and "The balance is 1." in body
+
+
+def test_erase_confirmation_counts_the_points_it_removes(client_for):
+    persona = PersonaFactory()
+    manager = client_for("Manager")
+    url = reverse("personas:erase", args=[persona.pk])
+    assert "Removes all" not in manager.get(url).content.decode()  # nothing to remove
+    manager.post(reverse("personas:points_adjust", args=[persona.pk]), {"points": 1, "reason": "x"})
+    assert "Removes all 1 point." in manager.get(url).content.decode()
+
+
 def test_adjust_points_button_is_hidden_from_staff(client_for):
     persona = PersonaFactory()
     body = client_for("Staff").get(persona.get_absolute_url()).content.decode()
