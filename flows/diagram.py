@@ -110,7 +110,8 @@ def layout(definition: dict[str, Any], problems: list[str] | None = None) -> dic
                 d = f"M{sx},{sy} C{sx},{my} {tx},{my} {tx},{ty - 6}"
                 lx, ly = (sx + tx) // 2, my - 4
             edges.append(Edge(d, t.get("event", ""), lx, ly, back))
-    height = MARGIN * 2 + (max(rows, default=0) + 1) * (BOX_H + GAP_Y)
+    row_count = max(rows, default=-1) + 1
+    height = MARGIN * 2 + row_count * BOX_H + max(row_count - 1, 0) * GAP_Y
     return {
         "nodes": list(nodes.values()),
         "edges": edges,

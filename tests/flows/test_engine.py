@@ -568,3 +568,12 @@ def test_flow_list_is_in_name_order(client):
     html = client.get(reverse("flows:list")).content.decode()
     names = ["Birthday treat", "Welcome series", "Winback"]
     assert [html.index(n) for n in names] == sorted(html.index(n) for n in names)
+
+
+def test_diagram_fits_its_steps_without_a_blank_band_below():
+    from flows.diagram import BOX_H, MARGIN, layout
+
+    drawn = layout(DESIGN_EXAMPLE)
+    lowest = max(node.y for node in drawn["nodes"]) + BOX_H
+    assert drawn["height"] == lowest + MARGIN
+    assert layout({"states": []})["height"] == MARGIN * 2
