@@ -138,15 +138,22 @@ def step_edit(request: HttpRequest, pk: int, name: str) -> HttpResponse:
     form = StepForm(
         request.POST if request.method == "POST" else None, state=state, step_names=names
     )
-    if request.method == "POST":
-        if "delete" in request.POST:
-            services.delete_step(flow, name)
-            messages.success(request, f"Step “{name}” deleted.")
+    action_error = ""
+    if request.method == "POST" and ("delete" in request.POST or "first" in request.POST):
+        deleting = "delete" in request.POST
+        try:
+            if deleting:
+                services.delete_step(flow, name)
+            else:
+                services.set_first_step(flow, name)
+        except ValidationError as exc:
+            form = StepForm(None, state=state, step_names=names)
+            action_error = exc.messages[0]
+        else:
+            done = f"Step “{name}” deleted." if deleting else f"The flow now starts at “{name}”."
+            messages.success(request, done)
             return _close_and_reload(request, flow.get_absolute_url())
-        if "first" in request.POST:
-            services.set_first_step(flow, name)
-            messages.success(request, f"The flow now starts at “{name}”.")
-            return _close_and_reload(request, flow.get_absolute_url())
+    elif request.method == "POST":
         if form.is_valid():
             try:
                 services.update_step(
@@ -177,6 +184,7 @@ def step_edit(request: HttpRequest, pk: int, name: str) -> HttpResponse:
         body="flows/_step_form.html",
         context={
             "form": form,
+            "action_error": action_error,
             "flow": flow,
             "state": state,
             "meta": meta,

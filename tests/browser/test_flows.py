@@ -92,3 +92,31 @@ def test_marketing_builds_tests_publishes_and_reads_a_run(page, live_server, log
     expect(page.get_by_role("heading", name=f"Run #{run.pk}")).to_be_visible()
     expect(page.get_by_text("profileUpdated")).to_be_visible()
     shot(page, "flows-run-log")
+
+
+def test_deleting_a_step_asks_first(page, live_server, login, shot):
+    from tests.flows.test_engine import DESIGN_EXAMPLE
+
+    flow = Flow.objects.create(name="Tidy up", definition=DESIGN_EXAMPLE, trigger={"type": "manual"})
+    login(page, "Marketing")
+    page.goto(f"{live_server.url}/flows/{flow.pk}/")
+    page.get_by_role("link", name="Look Up Profile step look_up_profile_1").click()
+    drawer = page.get_by_role("dialog")
+    asked = []
+
+    def answer(dialog, accept):
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda d: answer(d, accept=False))
+    drawer.get_by_role("button", name="Delete step").click()
+    expect(drawer.get_by_role("button", name="Delete step")).to_be_visible()
+    flow.refresh_from_db()
+    assert "Delete the step “look_up_profile_1”?" in asked[0] and len(flow.definition["states"]) == 3
+
+    page.once("dialog", lambda d: answer(d, accept=True))
+    drawer.get_by_role("button", name="Delete step").click()
+    expect(page.get_by_text("Step “look_up_profile_1” deleted.")).to_be_visible()
+    flow.refresh_from_db()
+    assert [s["name"] for s in flow.definition["states"]] == ["mark_vip", "update_traits"]
+    shot(page, "flows-step-deleted")

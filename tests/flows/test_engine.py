@@ -577,3 +577,39 @@ def test_diagram_fits_its_steps_without_a_blank_band_below():
     lowest = max(node.y for node in drawn["nodes"]) + BOX_H
     assert drawn["height"] == lowest + MARGIN
     assert layout({"states": []})["height"] == MARGIN * 2
+
+
+def test_step_drawer_deletes_a_step_and_moves_the_start(client):
+    from django.urls import reverse
+
+    flow = _flow(copy.deepcopy(DESIGN_EXAMPLE))
+    client.force_login(make_user("Marketing"))
+    first = reverse("flows:step_edit", args=[flow.pk, "mark_vip"])
+    assert "Make it the first step" not in client.get(first).content.decode()  # it already is
+    other = reverse("flows:step_edit", args=[flow.pk, "look_up_profile_1"])
+    assert "Make it the first step" in client.get(other).content.decode()
+    client.post(other, {"first": "1"})
+    flow.refresh_from_db()
+    assert flow.definition["initial_state"] == "look_up_profile_1"
+    client.post(other, {"delete": "1"})
+    flow.refresh_from_db()
+    assert [s["name"] for s in flow.definition["states"]] == ["mark_vip", "update_traits"]
+    assert flow.definition["states"][0]["transitions"] == [{"event": "next"}]  # now ends there
+    assert flow.definition["initial_state"] == "mark_vip"
+
+
+def test_steps_of_an_archived_flow_are_read_only_with_a_message_not_an_error(client):
+    from django.urls import reverse
+
+    flow = _flow(copy.deepcopy(DESIGN_EXAMPLE))
+    Flow.objects.filter(pk=flow.pk).update(status="archived")
+    client.force_login(make_user("Marketing"))
+    url = reverse("flows:step_edit", args=[flow.pk, "mark_vip"])
+    page = client.get(url).content.decode()
+    assert "can be read but not changed" in page and "Delete step" not in page
+    for data in ({"delete": "1"}, {"first": "1"}, {"name": "renamed", "set": "a = b"}):
+        response = client.post(url, data)
+        assert response.status_code == 200
+        assert "An archived flow cannot be edited." in response.content.decode(), data
+    flow.refresh_from_db()
+    assert flow.definition == DESIGN_EXAMPLE
