@@ -20,21 +20,36 @@ class PublicSignupForm(forms.Form):
         self.signup_form = signup_form
         asked = set(signup_form.fields_asked or [])
         if "first_name" in asked:
-            self.fields["first_name"] = forms.CharField(label="First name", max_length=150)
+            self.fields["first_name"] = forms.CharField(
+                label="First name",
+                max_length=150,
+                widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
+            )
         if "last_name" in asked:
             self.fields["last_name"] = forms.CharField(
-                label="Last name", max_length=150, required=False
+                label="Last name",
+                max_length=150,
+                required=False,
+                widget=forms.TextInput(attrs={"autocomplete": "family-name"}),
             )
         self.fields["phone"] = forms.CharField(
-            label="Mobile phone", max_length=40, required="email" not in asked
+            label="Mobile phone",
+            max_length=40,
+            required="email" not in asked,
+            widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
         )
         if "email" in asked:
-            self.fields["email"] = forms.CharField(label="Email", max_length=254, required=False)
+            self.fields["email"] = forms.CharField(
+                label="Email",
+                max_length=254,
+                required=False,
+                widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+            )
         if "birthday" in asked:
             self.fields["birthday"] = forms.DateField(
                 label="Birthday",
                 required=False,
-                widget=forms.DateInput(attrs={"type": "date"}),
+                widget=forms.DateInput(attrs={"type": "date", "autocomplete": "bday"}),
             )
         if "favorite_store" in asked:
             self.fields["store"] = forms.ModelChoiceField(

@@ -433,3 +433,18 @@ def test_exports_never_include_hidden_personas(client):
     client.force_login(make_user("Owner"))
     body = b"".join(client.get(reverse("personas:export")).streaming_content).decode()
     assert "Visible" in body and "Hidden" not in body
+
+
+def test_public_forms_bring_up_the_right_phone_keyboard_and_autofill():
+    """Customers fill these in on their phones: each input says what it holds."""
+    SignupFormFactory(slug="kiosk", fields_asked=["first_name", "last_name", "email", "birthday"])
+    html = Client().get(reverse("personas:signup", args=["kiosk"])).content.decode()
+    inputs = {m.group(1): m.group(0) for m in re.finditer(r'<input[^>]*name="(\w+)"[^>]*>', html)}
+    assert 'autocomplete="given-name"' in inputs["first_name"]
+    assert 'autocomplete="family-name"' in inputs["last_name"]
+    assert 'type="tel"' in inputs["phone"] and 'autocomplete="tel"' in inputs["phone"]
+    assert 'type="email"' in inputs["email"] and 'autocomplete="email"' in inputs["email"]
+    assert 'type="date"' in inputs["birthday"] and 'autocomplete="bday"' in inputs["birthday"]
+    html = Client().get(reverse("personas:data_controls")).content.decode()
+    assert re.search(r'<input[^>]*name="phone"[^>]*inputmode="tel"', html)
+    assert re.search(r'<input[^>]*type="email"[^>]*name="email"[^>]*autocomplete="email"', html)
