@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
+from .forms_public import email_input, phone_input
 from .services.privacy import Identifier, parse_identifier
 
 
@@ -28,13 +29,13 @@ class DataRequestForm(forms.Form):
         label="Mobile phone number",
         required=False,
         max_length=40,
-        widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}),
+        widget=phone_input(),
     )
     email = forms.CharField(
         label="Email address",
         required=False,
         max_length=254,
-        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+        widget=email_input(),
     )
 
     def clean_phone(self) -> Identifier | None:

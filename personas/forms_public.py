@@ -11,6 +11,16 @@ from .models import SignupForm, Store
 from .normalize import clean_text, normalize_email, normalize_phone
 
 
+def phone_input() -> forms.TextInput:
+    """A customer's own phone number, typed on their phone: the phone keypad and autofill."""
+    return forms.TextInput(attrs={"type": "tel", "autocomplete": "tel", "inputmode": "tel"})
+
+
+def email_input() -> forms.EmailInput:
+    """A customer's own email address: the email keyboard and autofill."""
+    return forms.EmailInput(attrs={"autocomplete": "email"})
+
+
 class PublicSignupForm(forms.Form):
     # A field people never see (hidden with CSS): bots fill it in.
     website = forms.CharField(required=False, label="Leave this empty")
@@ -36,14 +46,14 @@ class PublicSignupForm(forms.Form):
             label="Mobile phone",
             max_length=40,
             required="email" not in asked,
-            widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
+            widget=phone_input(),
         )
         if "email" in asked:
             self.fields["email"] = forms.CharField(
                 label="Email",
                 max_length=254,
                 required=False,
-                widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+                widget=email_input(),
             )
         if "birthday" in asked:
             self.fields["birthday"] = forms.DateField(
