@@ -4,6 +4,8 @@ scroll regions. The walk-through tests check their own screens the same way (``s
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
@@ -41,7 +43,7 @@ def _check(page, base: str, paths: list[str], errors: dict | None = None) -> dic
 
 
 def test_every_screen_passes_axe_for_each_role(page, live_server, transactional_db):
-    call_command("seed_demo", personas=120, quiet_users=True, stdout=open("/dev/null", "w"))  # noqa: SIM115
+    call_command("seed_demo", personas=120, quiet_users=True, stdout=io.StringIO())
     persona = Persona.objects.filter(status="active").order_by("pk").first()
     archived = Persona.objects.filter(pk__gt=persona.pk).order_by("pk").first()
     Persona.objects.filter(pk=archived.pk).update(status="archived")
