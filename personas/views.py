@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh, push_url, trigger_client_event
 
@@ -48,6 +49,17 @@ TABS = {
     "activity": "Activity",
     "flows": "Flows",
 }
+
+
+def back_to(request: HttpRequest, fallback: str) -> str:
+    """Where a form's ``next`` field asks to go after a POST: a path on this site, else
+    ``fallback`` (never another site, never a view name to reverse)."""
+    target = request.POST.get("next", "")
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return fallback
 
 
 def _is_partial(request: HttpRequest) -> bool:
@@ -409,7 +421,7 @@ def persona_unarchive(request: HttpRequest, pk: int) -> HttpResponse:
                 exc.existing.display_name,
             ),
         )
-        return redirect(request.POST.get("next") or reverse("personas:archived"))
+        return redirect(back_to(request, reverse("personas:archived")))
     except ValidationError as exc:
         messages.error(request, " ".join(_error_text(exc)))
         return redirect(reverse("personas:archived"))

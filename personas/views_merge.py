@@ -15,7 +15,7 @@ from .models import MergeRecord, Persona, PersonaStatus
 from .roles import Cap, require_cap
 from .services import merge as merge_service
 from .services.changes import Actor
-from .views import _drawer, _is_partial
+from .views import _drawer, _is_partial, back_to
 
 
 def merge_lookup_redirect(request: HttpRequest, raw: str) -> HttpResponse:
@@ -149,4 +149,4 @@ def not_duplicate(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Noted: these two are different customers.")
     else:
         messages.error(request, "That pair was not understood; nothing changed.")
-    return redirect(request.POST.get("next") or reverse("personas:duplicates"))
+    return redirect(back_to(request, reverse("personas:duplicates")))

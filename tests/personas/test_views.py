@@ -266,6 +266,29 @@ def test_unarchive_conflict_points_to_merge(staff_client):
     assert archived.status == "archived"
 
 
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/x", "personas:list", "\x00", "-1"]
+)
+def test_a_posted_next_only_ever_leads_back_into_this_site(client_for, target):
+    """The ``next`` of the unarchive and "not a duplicate" forms is not an open redirect, and
+    a value that is no path at all (Django's redirect() would try it as a view name) lands on
+    the page the form came from instead of a 500."""
+    client = client_for("Manager")
+    archived = PersonaFactory(phone="+15550009998", status="archived")
+    PersonaFactory(phone="+15550009998")
+    a, b = PersonaFactory(), PersonaFactory()
+    posts = [
+        (reverse("personas:unarchive", args=[archived.pk]), {}, "personas:archived"),
+        (reverse("personas:not_duplicate"), {"a": a.pk, "b": b.pk}, "personas:duplicates"),
+    ]
+    for url, data, fallback in posts:
+        response = client.post(url, {**data, "next": target})
+        assert response.status_code == 302
+        assert response["Location"] == reverse(fallback)
+        page = client.post(url, {**data, "next": "/personas/?q=x"})
+        assert page["Location"] == "/personas/?q=x"  # a path on this site is kept
+
+
 def test_erased_and_hidden_personas_answer_404(staff_client):
     for persona in (PersonaFactory(status="erased"), PersonaFactory(hidden=True)):
         assert staff_client.get(persona.get_absolute_url()).status_code == 404
