@@ -243,10 +243,12 @@ def flow_archive(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_cap(Cap.EDIT_FLOWS)
-@require_http_methods(["GET"])
+@require_http_methods(["GET", "POST"])
 def flow_test(request: HttpRequest, pk: int) -> HttpResponse:
+    """The test-run drawer. Its persona search posts (search text never rides in a URL; a
+    GET ``q`` typed by hand still works); choosing a persona is a GET by id."""
     flow = _flow(pk)
-    q = (request.GET.get("q") or "").strip()[:200]
+    q = (request.POST.get("q") or request.GET.get("q") or "").strip()[:200]
     persona_id = request.GET.get("persona", "")
     candidates, steps, outcome, persona = [], [], "", None
     if persona_id.isdigit():

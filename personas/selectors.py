@@ -8,7 +8,6 @@ a search never scans the table.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import re
@@ -201,17 +200,10 @@ class Page:
     search: SearchResult
 
 
-def _encode(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> list[Any] | None:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return values if isinstance(values, list) and len(values) in (2, 3) else None
+def _decode(cursor: str) -> int | None:
+    """A page cursor is the id of the last persona on the page before: nothing else, so no
+    name or balance ever rides in a URL (the sort values are looked up again by id)."""
+    return int(cursor) if cursor.isdigit() and len(cursor) < 19 else None
 
 
 def _apply_filters(qs: QuerySet, lq: ListQuery) -> QuerySet:
@@ -248,36 +240,32 @@ def _typed(raw: str) -> Any:
     return value if isinstance(value, bool | int | float) else raw
 
 
-def _keyset(qs: QuerySet, sort: str, cursor: list[Any] | None) -> QuerySet:
+def _keyset(qs: QuerySet, sort: str, after: int | None) -> QuerySet:
+    """Order by ``sort`` and start after persona ``after`` (keyset paging, never OFFSET)."""
     if sort == "created":
         qs = qs.order_by("id")
-        return qs.filter(id__gt=cursor[-1]) if cursor else qs
+        return qs.filter(id__gt=after) if after else qs
     if sort == "name":
         qs = qs.order_by("last_key", "first_key", "id")
-        if cursor and len(cursor) == 3:
-            last, first, pid = cursor
-            qs = qs.filter(
-                Q(last_key__gt=last)
-                | Q(last_key=last, first_key__gt=first)
-                | Q(last_key=last, first_key=first, id__gt=pid)
-            )
-        return qs
+        keys = Persona.objects.filter(pk=after).values_list("last_key", "first_key")
+        last = keys.first() if after else None
+        if last is None:
+            return qs
+        last_key, first_key = last
+        return qs.filter(
+            Q(last_key__gt=last_key)
+            | Q(last_key=last_key, first_key__gt=first_key)
+            | Q(last_key=last_key, first_key=first_key, id__gt=after)
+        )
     if sort == "-points":
         qs = qs.order_by("-points_balance", "-id")
-        if cursor and len(cursor) == 2:
-            points, pid = cursor
-            qs = qs.filter(Q(points_balance__lt=points) | Q(points_balance=points, id__lt=pid))
-        return qs
+        balance = Persona.objects.filter(pk=after).values_list("points_balance", flat=True)
+        points = balance.first() if after else None
+        if points is None:
+            return qs
+        return qs.filter(Q(points_balance__lt=points) | Q(points_balance=points, id__lt=after))
     qs = qs.order_by("-id")
-    return qs.filter(id__lt=cursor[-1]) if cursor else qs
-
-
-def _cursor_for(persona: Persona, sort: str) -> str:
-    if sort == "name":
-        return _encode([persona.last_key, persona.first_key, persona.pk])
-    if sort == "-points":
-        return _encode([persona.points_balance, persona.pk])
-    return _encode([None, persona.pk])
+    return qs.filter(id__lt=after) if after else qs
 
 
 def persona_page(*, user: Any, lq: ListQuery, page_size: int) -> Page:
@@ -290,7 +278,7 @@ def persona_page(*, user: Any, lq: ListQuery, page_size: int) -> Page:
     sort = lq.sort if lq.sort in SORTS else "-created"
     qs = _keyset(qs, sort, _decode(lq.cursor) if lq.cursor else None)
     rows = list(qs[: page_size + 1])
-    next_cursor = _cursor_for(rows[page_size - 1], sort) if len(rows) > page_size else None
+    next_cursor = str(rows[page_size - 1].pk) if len(rows) > page_size else None
     return Page(rows[:page_size], next_cursor, search)
 
 

@@ -20,7 +20,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh, push_url, trigger_client_event
 
-from . import selectors
+from . import search_memo, selectors
 from .forms import (
     ATTRIBUTE_TYPES,
     ArchiveForm,
@@ -84,17 +84,23 @@ def _error_text(exc: ValidationError) -> list[str]:
 
 
 @require_cap(Cap.MANAGE_PERSONAS)
-@require_http_methods(["GET"])
+@require_http_methods(["GET", "POST"])
 def persona_list(request: HttpRequest) -> HttpResponse:
-    form = ListFilterForm(request.GET)
+    search = search_memo.resolve(request)
+    form = ListFilterForm(search.data)
     lq = form.to_query()
     if lq.q.strip().lower().startswith("merge:"):
         from .views_merge import merge_lookup_redirect
 
         return merge_lookup_redirect(request, lq.q.strip()[6:])
+    if search.expired:
+        messages.info(request, "That search has expired. Search again.")
+    params = search.params
+    base = reverse("personas:list")
     page = selectors.persona_page(user=request.user, lq=lq, page_size=settings.PERSONAS_PAGE_SIZE)
     if (
-        page.search.exact_id
+        search.typed  # a search just submitted; never a reload or Back (that would bounce)
+        and page.search.exact_id
         and not _is_partial(request)
         and not lq.cursor
         and len(page.personas) == 1
@@ -102,16 +108,15 @@ def persona_list(request: HttpRequest) -> HttpResponse:
     ):
         messages.info(request, f"Found by {page.search.kind}.")
         return redirect("personas:detail", pk=page.search.exact_id)
-    params = request.GET.copy()
-    params.pop("cursor", None)
-    for key in [k for k, v in params.items() if not v]:
-        params.pop(key)
+    if request.method == "POST" and not _is_partial(request):
+        # Without JavaScript the form posts; redirect so the address keeps only the token.
+        return redirect(f"{base}?{params.urlencode()}" if params else base)
     context = {
         "form": form,
         "lq": lq,
         "page": page,
         "sorts": selectors.SORTS,
-        "detail_prefix": reverse("personas:list"),
+        "detail_prefix": base,
         "channels": Channel.choices,
         "base_query": params.urlencode(),
         "next_query": _with(params, cursor=page.next_cursor) if page.next_cursor else "",
@@ -121,9 +126,8 @@ def persona_list(request: HttpRequest) -> HttpResponse:
     }
     if _is_partial(request):
         response = render(request, "personas/persona_list.html#results", context)
-        # The address bar keeps the search and filters, without empty parameters.
+        # The address bar keeps the filters and the search's token, never the search text.
         query = _with(params, cursor=lq.cursor) if lq.cursor else params.urlencode()
-        base = reverse("personas:list")
         return push_url(response, f"{base}?{query}" if query else base)
     return render(request, "personas/persona_list.html", context)
 
@@ -430,17 +434,24 @@ def persona_unarchive(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_cap(Cap.MANAGE_PERSONAS)
-@require_http_methods(["GET"])
+@require_http_methods(["GET", "POST"])
 def archived_list(request: HttpRequest) -> HttpResponse:
-    q = request.GET.get("q", "")[:200]
+    search = search_memo.resolve(request)
+    base_url = reverse("personas:archived")
+    address = f"{base_url}?{search.params.urlencode()}" if search.params else base_url
+    if request.method == "POST" and not _is_partial(request):
+        return redirect(address)  # the address keeps only the search's token
+    if search.expired:
+        messages.info(request, "That search has expired. Search again.")
+    q = search.data.get("q", "")[:200]
     base = selectors.archived_personas(request.user)
     search = selectors.search_candidates(user=request.user, query=q, base=base)
     qs = base if search.ids is None else base.filter(pk__in=search.ids)
     context = {"personas": list(qs.order_by("-archived_at", "-id")[:100]), "q": q}
-    template = "personas/archived_list.html"
     if _is_partial(request):
-        template += "#archived-results"
-    return render(request, template, context)
+        response = render(request, "personas/archived_list.html#archived-results", context)
+        return push_url(response, address)
+    return render(request, "personas/archived_list.html", context)
 
 
 # ---------------------------------------------------------------------------------------------

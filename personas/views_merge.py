@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from . import selectors
 from .models import MergeRecord, Persona, PersonaStatus
@@ -23,7 +24,10 @@ def merge_lookup_redirect(request: HttpRequest, raw: str) -> HttpResponse:
         found, survivor = merge_service.merge_lookup(raw)
     except ValidationError:
         found = survivor = None
+    partial = _is_partial(request)  # typed into the search box, maybe not finished yet
     if survivor is None:
+        if partial:
+            return render(request, "personas/merge/_lookup_none.html")
         messages.info(request, "No merged persona has that phone number or email.")
         return redirect("personas:list")
     messages.info(
@@ -34,6 +38,8 @@ def merge_lookup_redirect(request: HttpRequest, raw: str) -> HttpResponse:
             "" if found.merged_into_id == survivor.pk else " (through a chain of merges)",
         ),
     )
+    if partial:
+        return HttpResponseClientRedirect(survivor.get_absolute_url())
     return redirect("personas:detail", pk=survivor.pk)
 
 

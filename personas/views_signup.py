@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from . import selectors
+from . import search_memo, selectors
 from .forms import ListFilterForm
 from .forms_public import SignupFormSettingsForm
 from .models import SignupForm
@@ -88,7 +88,7 @@ def consent_history_export(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET"])
 def personas_export(request: HttpRequest) -> HttpResponse:
     """The current list (filters and search applied) with the consent column set."""
-    lq = ListFilterForm(request.GET).to_query()
+    lq = ListFilterForm(search_memo.resolve(request).data).to_query()
     qs = selectors.filtered_personas(user=request.user, lq=lq)
     header = [
         "id",

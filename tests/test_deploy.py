@@ -65,3 +65,54 @@ def test_sqlite_connections_use_wal_with_a_roomy_checkpoint():
         assert cursor.fetchone()[0] == 10_000
         cursor.execute("PRAGMA synchronous")
         assert cursor.fetchone()[0] == 1  # NORMAL
+
+
+def test_the_web_process_access_log_never_carries_query_strings_or_referers(tmp_path):
+    """The Procfile's gunicorn, really started: a request whose query string and Referer hold
+    a phone number and an email is logged by path, status and request id only."""
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    procfile = (ROOT / "Procfile").read_text()
+    assert "web: gunicorn -c config/gunicorn.py config.wsgi" in procfile
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env |= {"DJANGO_SETTINGS_MODULE": "config.settings", "PORT": str(port), "WEB_CONCURRENCY": "1"}
+    log = tmp_path / "web.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "-c", "config/gunicorn.py"]
+            + ["--bind", f"127.0.0.1:{port}", "config.wsgi"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/no-such-page/?q=%2B12025550123&email=jo%40example.com",
+                headers={
+                    "Referer": f"http://127.0.0.1:{port}/personas/?q=jo%40example.com",
+                    "X-Request-ID": "req-abc-123",
+                },
+            )
+            for _ in range(100):
+                try:
+                    urllib.request.urlopen(request, timeout=5)  # noqa: S310 (local server)
+                except urllib.error.HTTPError as exc:
+                    assert exc.code == 404
+                    break
+                except OSError:
+                    time.sleep(0.1)
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+    text = log.read_text()
+    line = next(x for x in text.splitlines() if "req-abc-123" in x)
+    assert '"GET /no-such-page/" 404' in line
+    for secret in ("12025550123", "example.com", "q=", "personas/?"):
+        assert secret not in text

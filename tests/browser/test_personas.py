@@ -56,9 +56,23 @@ def test_search_as_you_type_by_each_identifier(page, live_server, login):
     login(page, "Staff")
     for query in ["renee dub", "dubois ren", "(202) 555-0180", "0180", "POS-9"]:
         page.get_by_label("Search").fill(query)
+        expect(page.locator(".search-note")).to_contain_text(f"for “{query}”")
         expect(page.locator("#results tbody tr")).to_have_count(1)
         expect(page.locator("#results")).to_contain_text("Renée Dubois")
-    expect(page).to_have_url(re.compile(r"/personas/\?q=POS-9(&|$)"))  # kept in the URL, shareable
+    # The address keeps the search as a token only: no phone, name or ID in a URL (history on a
+    # shared counter screen, access logs, Referer). Reload and Back still bring it back.
+    expect(page).to_have_url(re.compile(r"/personas/\?(sort=-created&)?s=[\w-]+$"))
+    page.get_by_label("Search").fill("(202) 555-0180")
+    expect(page.locator(".search-note")).to_contain_text("for “(202) 555-0180”")
+    page.get_by_role("link", name="Renée Dubois").click()
+    expect(page.get_by_role("heading", name="Renée Dubois")).to_be_visible()
+    page.go_back()
+    expect(page.get_by_label("Search")).to_have_value("(202) 555-0180")
+    expect(page.locator("#results tbody tr")).to_have_count(1)
+    page.reload()
+    expect(page.get_by_label("Search")).to_have_value("(202) 555-0180")
+    expect(page.locator("#results")).to_contain_text("Renée Dubois")
+    assert "0180" not in page.url and "202" not in page.url and "s=" in page.url
 
 
 def test_edit_traits_and_see_it_in_activity(page, live_server, login, shot):

@@ -127,6 +127,15 @@ def test_merged_away_persona_disappears_from_search_and_merge_lookup_lands_on_su
     assert response.redirect_chain[-1][0] == reverse("personas:detail", args=[survivor.pk])
     response = client.get(reverse("personas:list"), {"q": "merge:(202) 555-0199"}, follow=True)
     assert "No merged persona has that phone number or email" in response.content.decode()
+    # Typed into the search box (htmx, as you type): found → the browser goes to the survivor;
+    # not found (yet) → a note in the results, and no navigation while the user is typing.
+    htmx = {"HTTP_HX_REQUEST": "true"}
+    found = client.post(reverse("personas:list"), {"q": "merge:(202) 555-0133"}, **htmx)
+    assert found["HX-Redirect"] == reverse("personas:detail", args=[survivor.pk])
+    typing = client.post(reverse("personas:list"), {"q": "merge:(202) 555-01"}, **htmx)
+    assert typing.status_code == 200 and "HX-Redirect" not in typing
+    assert typing.content.decode().lstrip().startswith('<div id="results"')
+    assert "No merged persona has that phone number or email" in typing.content.decode()
 
 
 def test_unmerge_refuses_when_the_phone_now_belongs_to_another_persona():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -45,6 +47,83 @@ def test_exact_identifier_hit_goes_straight_to_the_persona(staff_client):
     response = staff_client.get(reverse("personas:list"), {"q": "ONE@example.com"})
     assert response.status_code == 302
     assert response["Location"] == persona.get_absolute_url()
+
+
+def test_search_text_never_rides_in_a_url(client_for, settings):
+    """Searches post; every address the product hands back (redirect, htmx push, paging and
+    export links) carries a session token instead of the phone, name or email typed."""
+    settings.PERSONAS_PAGE_SIZE = 2
+    for i in range(3):
+        PersonaFactory(first_name="Marlowe", last_name=f"Quist{i}", phone=f"+1202555017{i}")
+    client = client_for("Owner")
+    url = reverse("personas:list")
+    response = client.post(url, {"q": "marlowe quist", "sort": "name"})
+    assert response.status_code == 302
+    address = response["Location"]
+    assert "s=" in address and "marlowe" not in address.lower() and "quist" not in address.lower()
+    page = client.get(address)
+    body = page.content.decode()
+    assert 'value="marlowe quist"' in body and "Marlowe Quist0" in body
+    next_query = page.context["next_query"]
+    assert "s=" in next_query and "quist" not in next_query.lower()
+    assert re.search(r"cursor=\d+(&|$)", next_query)  # a page cursor is an id, not a name
+    page_two = client.get(f"{url}?{next_query}")
+    assert [p.last_name for p in page_two.context["page"].personas] == ["Quist2"]
+    assert (
+        f"export.csv?{page.context['base_query']}".replace("&", "&amp;") in body
+    )  # export keeps the search too
+    export = client.get(f"{reverse('personas:export')}?{page.context['base_query']}")
+    assert b"".join(export.streaming_content).count(b"Marlowe") == 3
+    htmx = client.post(url, {"q": "(202) 555-0171"}, **HTMX)
+    assert "s=" in htmx["HX-Push-Url"] and "555" not in htmx["HX-Push-Url"]
+    # After a search as you type, the export link follows the search (swapped out of band).
+    token = htmx["HX-Push-Url"].split("s=")[1]
+    assert f'id="export-link" href="/personas/export.csv?s={token}"' in htmx.content.decode()
+    # A token from another session, or one long dropped, is a clear message, not someone
+    # else's search.
+    stranger = client_for("Staff")
+    expired = stranger.get(address, follow=True).content.decode()
+    assert "That search has expired" in expired and "Marlowe" not in expired.split("<table")[0]
+
+
+def test_a_phone_typed_opens_the_profile_but_back_returns_to_the_list(staff_client):
+    persona = PersonaFactory(phone="+12025550199")
+    url = reverse("personas:list")
+    submitted = staff_client.post(url, {"q": "(202) 555-0199"})
+    assert submitted["Location"] == persona.get_absolute_url()
+    # The address the list had for that search (Back, reload) shows the list: no bounce.
+    pushed = staff_client.post(url, {"q": "(202) 555-0199"}, **HTMX)["HX-Push-Url"]
+    again = staff_client.get(pushed)
+    assert again.status_code == 200 and [p.pk for p in again.context["page"].personas] == [
+        persona.pk
+    ]
+
+
+def test_archived_merge_and_flow_test_searches_post_too(client_for):
+    from flows.models import Flow
+
+    client = client_for("Owner")
+    archived = PersonaFactory(first_name="Tamsin", phone="+12025550190", status="archived")
+    response = client.post(reverse("personas:archived"), {"q": "tamsin"})
+    assert response.status_code == 302 and "tamsin" not in response["Location"].lower()
+    assert "Tamsin" in client.get(response["Location"]).content.decode()
+    pushed = client.post(reverse("personas:archived"), {"q": "tamsin"}, **HTMX)["HX-Push-Url"]
+    assert "s=" in pushed and "tamsin" not in pushed.lower()
+    active = PersonaFactory(first_name="Tamsin", phone="+12025550191")
+    other = PersonaFactory(first_name="Tamsin", phone="+12025550192")
+    drawer = client.post(reverse("personas:merge", args=[active.pk]), {"q": "tamsin"})
+    assert f"?other={other.pk}" in drawer.content.decode()
+    flow = Flow.objects.create(name="T", definition={}, trigger={"type": "manual"})
+    test_url = reverse("flows:test", args=[flow.pk])
+    test_drawer = client.post(test_url, {"q": "tamsin"})
+    assert f"?persona={active.pk}" in test_drawer.content.decode()
+    merge_url = reverse("personas:merge", args=[active.pk])
+    for url in (merge_url, test_url):  # both drawers' search forms post
+        assert (
+            f'<form method="post" action="{url}" hx-post="{url}"'
+            in client.get(url).content.decode()
+        )
+    assert archived.pk  # archived personas stay out of the merge and test searches
 
 
 def test_keyset_pagination_walks_every_persona_once(staff_client, settings):
