@@ -139,7 +139,12 @@ def step_edit(request: HttpRequest, pk: int, name: str) -> HttpResponse:
         request.POST if request.method == "POST" else None, state=state, step_names=names
     )
     action_error = ""
-    if request.method == "POST" and ("delete" in request.POST or "first" in request.POST):
+    confirm_delete = False
+    if request.method == "POST" and "delete" in request.POST and "confirmed" not in request.POST:
+        # Without JavaScript (no htmx confirm dialog) the button lands here: ask first.
+        form = StepForm(None, state=state, step_names=names)
+        confirm_delete = True
+    elif request.method == "POST" and ("delete" in request.POST or "first" in request.POST):
         deleting = "delete" in request.POST
         try:
             if deleting:
@@ -185,6 +190,7 @@ def step_edit(request: HttpRequest, pk: int, name: str) -> HttpResponse:
         context={
             "form": form,
             "action_error": action_error,
+            "confirm_delete": confirm_delete,
             "flow": flow,
             "state": state,
             "meta": meta,

@@ -591,7 +591,12 @@ def test_step_drawer_deletes_a_step_and_moves_the_start(client):
     client.post(other, {"first": "1"})
     flow.refresh_from_db()
     assert flow.definition["initial_state"] == "look_up_profile_1"
-    client.post(other, {"delete": "1"})
+    # Without JavaScript the button asks first (htmx's confirm dialog sends "confirmed").
+    asked = client.post(other, {"delete": "1"}).content.decode()
+    assert "Yes, delete the step" in asked and 'name="confirmed"' in asked
+    flow.refresh_from_db()
+    assert len(flow.definition["states"]) == 3
+    client.post(other, {"delete": "1", "confirmed": "1"})
     flow.refresh_from_db()
     assert [s["name"] for s in flow.definition["states"]] == ["mark_vip", "update_traits"]
     assert flow.definition["states"][0]["transitions"] == [{"event": "next"}]  # now ends there
@@ -607,7 +612,11 @@ def test_steps_of_an_archived_flow_are_read_only_with_a_message_not_an_error(cli
     url = reverse("flows:step_edit", args=[flow.pk, "mark_vip"])
     page = client.get(url).content.decode()
     assert "can be read but not changed" in page and "Delete step" not in page
-    for data in ({"delete": "1"}, {"first": "1"}, {"name": "renamed", "set": "a = b"}):
+    for data in (
+        {"delete": "1", "confirmed": "1"},
+        {"first": "1"},
+        {"name": "renamed", "set": "a = b"},
+    ):
         response = client.post(url, data)
         assert response.status_code == 200
         assert "An archived flow cannot be edited." in response.content.decode(), data
