@@ -81,7 +81,9 @@ def search_candidates(*, user: Any, query: str, base: QuerySet | None = None) ->
     email (exact or prefix) · phone in any format or its last digits · receipt id ·
     customer id · first + last name (either order, prefixes, accents ignored).
     """
-    q = query.strip()
+    # No stored value holds a NUL (forms refuse it; PostgreSQL cannot store it and errors on
+    # a query that contains one), so it can only be noise.
+    q = query.replace("\x00", "").strip()
     if not q:
         return SearchResult(ids=None)
     base = active_personas(user) if base is None else base
