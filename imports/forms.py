@@ -12,7 +12,7 @@ ENCODING_CHOICES = [("", "Detect automatically"), *ENCODINGS.items()]
 DELIMITER_CHOICES = [("", "Detect automatically"), *DELIMITERS.items()]
 TARGET_CHOICES = [
     ("", "Don't import"),
-    ("attr", "Custom attribute (key on the right)"),
+    ("attr", "Custom attribute"),
     *[(key, label) for key, (label, _kind) in TARGETS.items()],
 ]
 
