@@ -10,6 +10,8 @@ from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.views.decorators.http import require_http_methods, require_POST
 
 from personas.roles import Cap, require_cap
@@ -141,8 +143,6 @@ def _progress(job: ImportJob) -> dict:
     done = job.rows_done
     rate = eta = None
     if job.status == ImportJob.Status.RUNNING and job.started_at and done:
-        from django.utils import timezone
-
         elapsed = max((timezone.now() - job.started_at).total_seconds(), 0.001)
         rate = done / elapsed
         eta = max(total - done, 0) / rate if rate else None
@@ -234,7 +234,8 @@ def import_send_double_opt_in(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, exc.messages[0])
     else:
-        when = f"at {at:%Y-%m-%d %H:%M}" if at else "now"
+        # The same wording and time zone as the "scheduled for …" line on the import's page.
+        when = f"on {date_format(timezone.localtime(at), 'M j, Y H:i')}" if at else "now"
         messages.success(
             request,
             f"Double opt-in texts for this import's pending personas will be sent {when}.",

@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 from imports.models import ImportJob, PendingDoubleOptIn
 from personas.models import Persona
 from tests.bench import load_bench
+from tests.personas.factories import PersonaFactory
 from tests.worker import ROOT, database_url
 
 pytestmark = pytest.mark.browser
@@ -160,3 +161,17 @@ def test_marketing_imports_a_messy_file_and_sends_double_opt_in_later(
     page.goto(f"{live_server.url}/imports/")
     expect(page.get_by_role("link", name=f"#{job.pk} pos-export.csv")).to_be_visible()
     shot(page, "imports-history")
+
+    # The personas it created, as a list that says so; a search there stays within them.
+    PersonaFactory(
+        first_name="Outside", last_name="Kim", email="outside.kim@example.org", phone="+12025550999"
+    )
+    page.get_by_role("link", name=f"#{job.pk} pos-export.csv").click()
+    page.get_by_role("link", name=f"View the {job.created:,} personas it created").click()
+    expect(page.get_by_text("Showing the personas created by import")).to_be_visible()
+    page.get_by_label("Search").fill("Kim")
+    expect(page.locator(".search-note")).to_contain_text("Kim")
+    expect(page.locator("#results tbody tr").first).to_contain_text("Kim")
+    expect(page.get_by_text("Outside Kim")).to_have_count(0)
+    assert "import_job=" in page.url
+    shot(page, "imports-created-list")

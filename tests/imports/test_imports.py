@@ -7,12 +7,14 @@ import csv
 import io
 import json
 import string
+from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
+from django.utils import timezone
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -311,6 +313,22 @@ def test_send_later_records_pending_and_texts_go_out_from_history(
     )
 
 
+def test_double_opt_in_texts_at_a_chosen_time_from_history(client):
+    job = _run(HEADER + "Ana,Lopez,2025550101,,,,,yes,,,\n", double_opt_in="later")
+    client.force_login(make_user("Marketing"))
+    url = reverse("imports:double_opt_in", args=[job.pk])
+    refused = client.post(url, {"when": "at"}, follow=True).content.decode()
+    assert "Choose when to send the texts." in refused
+    assert PendingDoubleOptIn.objects.get(job=job).sent_at is None
+    when = (timezone.localtime() + timedelta(days=2)).replace(hour=9, minute=30)
+    page = client.post(url, {"when": "at", "at": f"{when:%Y-%m-%dT%H:%M}"}, follow=True)
+    body = page.content.decode()
+    # The message and the page name the time the same way, in the shop's time zone.
+    shown = f"{when:%b} {when.day}, {when:%Y} 09:30"
+    assert f"will be sent on {shown}." in body and f"(scheduled for {shown})" in body
+    assert PendingDoubleOptIn.objects.get(job=job).sent_at is None  # not yet
+
+
 def test_points_and_favorite_store_precedence():
     store = StoreFactory(name="Downtown", code="dt")
     app_store = StoreFactory(name="Mall", code="mall")
@@ -534,8 +552,18 @@ def test_upload_mapping_preview_run_through_the_views(client, django_capture_on_
     assert job.status == "completed" and job.created == 1
     history = client.get(reverse("imports:history")).content.decode()
     assert "c.csv" in history
+    PersonaFactory(first_name="Bea", last_name="Lopez")  # not from this import
     listed = client.get(reverse("personas:list"), {"import_job": job.pk}).content.decode()
-    assert "Lopez" in listed
+    assert "Ana Lopez" in listed and "Bea Lopez" not in listed
+    # The list says what it shows and links back to the import...
+    assert "Showing the personas created by" in listed
+    assert f'href="{reverse("imports:detail", args=[job.pk])}">import #{job.pk}</a>' in listed
+    # ...and a search typed there stays within the import (the form carries the filter).
+    assert f'<input type="hidden" name="import_job" value="{job.pk}">' in listed
+    searched = client.post(reverse("personas:list"), {"q": "lopez", "import_job": job.pk})
+    assert f"import_job={job.pk}" in searched["Location"]
+    found = client.get(searched["Location"]).context["page"].personas
+    assert [p.first_name for p in found] == ["Ana"]
 
 
 def test_bad_mapping_is_refused_with_messages(client):
