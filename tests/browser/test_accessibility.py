@@ -66,7 +66,7 @@ def test_every_screen_passes_axe_for_each_role(page, live_server, transactional_
             finished_at=None if status == "running" else now,
             heartbeat_at=now,
         )
-        for status in ("completed", "failed", "cancelled", "running")
+        for status in ("completed", "failed", "cancelled", "running", "uploaded")
     ]
     base = live_server.url
 
@@ -99,7 +99,8 @@ def test_every_screen_passes_axe_for_each_role(page, live_server, transactional_
         f"/settings/signup-forms/{form.pk}/",
         "/imports/",
         "/imports/new/",
-        *(f"/imports/{job.pk}/" for job in jobs),
+        *(f"/imports/{job.pk}/" for job in jobs),  # results, progress and the mapping form
+        f"/personas/?import_job={jobs[0].pk}",  # the personas an import created
         "/flows/",
         "/flows/new/",
         "/flows/import/",
