@@ -18,7 +18,12 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRefresh, push_url, trigger_client_event
+from django_htmx.http import (
+    HttpResponseClientRefresh,
+    push_url,
+    replace_url,
+    trigger_client_event,
+)
 
 from . import search_memo, selectors
 from .forms import (
@@ -63,7 +68,11 @@ def back_to(request: HttpRequest, fallback: str) -> str:
 
 
 def _is_partial(request: HttpRequest) -> bool:
-    return bool(getattr(request, "htmx", False)) and not request.htmx.boosted
+    """An htmx request that swaps a fragment. Not a boosted link, and not Back or Forward to
+    an address htmx pushed: the history cache is off (no personal data in localStorage), so
+    htmx then asks for the page itself and must get all of it, not the fragment."""
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
 
 
 def _drawer(
@@ -125,10 +134,13 @@ def persona_list(request: HttpRequest) -> HttpResponse:
         ),
     }
     if _is_partial(request):
+        context["fragment"] = True  # the export link follows the search out of band
         response = render(request, "personas/persona_list.html#results", context)
         # The address bar keeps the filters and the search's token, never the search text.
+        # A page of results is a step Back can return to; each keystroke of a search is not.
         query = _with(params, cursor=lq.cursor) if lq.cursor else params.urlencode()
-        return push_url(response, f"{base}?{query}" if query else base)
+        follow = replace_url if request.method == "POST" else push_url
+        return follow(response, f"{base}?{query}" if query else base)
     return render(request, "personas/persona_list.html", context)
 
 
@@ -450,7 +462,7 @@ def archived_list(request: HttpRequest) -> HttpResponse:
     context = {"personas": list(qs.order_by("-archived_at", "-id")[:100]), "q": q}
     if _is_partial(request):
         response = render(request, "personas/archived_list.html#archived-results", context)
-        return push_url(response, address)
+        return replace_url(response, address)  # typing a search: no Back step per keystroke
     return render(request, "personas/archived_list.html", context)
 
 

@@ -75,6 +75,38 @@ def test_search_as_you_type_by_each_identifier(page, live_server, login):
     assert "0180" not in page.url and "202" not in page.url and "s=" in page.url
 
 
+def test_back_and_forward_through_pages_of_results_keep_the_whole_screen(
+    page, live_server, login, settings
+):
+    settings.PERSONAS_PAGE_SIZE = 2
+    for i in range(5):
+        PersonaFactory(first_name="Marlowe", last_name=f"Quist{i}", phone=f"+1202555016{i}")
+    login(page, "Staff")
+    page.get_by_label("Search").fill("marlowe")
+    expect(page.locator(".search-note")).to_contain_text("for “marlowe”")
+    page.get_by_label("Search").fill("marlowe quist")
+    expect(page.locator(".search-note")).to_contain_text("for “marlowe quist”")
+    first = page.locator("#results tbody tr").first.inner_text()
+    page.get_by_role("link", name="Next page »").click()
+    expect(page.get_by_role("link", name="« First page")).to_be_visible()
+    second = page.locator("#results tbody tr").first.inner_text()
+    assert second != first
+    page.go_back()  # htmx asks the server for the page (no history cache): all of it
+    expect(page.get_by_role("heading", name="Personas", exact=True)).to_be_visible()
+    expect(page.get_by_label("Search")).to_have_value("marlowe quist")
+    expect(page.locator("#results tbody tr").first).to_have_text(first)
+    page.go_forward()
+    expect(page.get_by_role("link", name="« First page")).to_be_visible()
+    expect(page.get_by_label("Search")).to_have_value("marlowe quist")
+    expect(page.locator("#results tbody tr").first).to_have_text(second)
+    # Typing is not a step of its own: Back from the first page of results leaves the list
+    # for the page before it (here the sign-in page), not for half-typed searches.
+    page.go_back()
+    expect(page.get_by_label("Search")).to_have_value("marlowe quist")
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+
+
 def test_edit_traits_and_see_it_in_activity(page, live_server, login, shot):
     persona = PersonaFactory(first_name="Sage", attributes={"temp_flag": True, "tier": "silver"})
     login(page, "Staff")

@@ -75,9 +75,9 @@ def test_search_text_never_rides_in_a_url(client_for, settings):
     export = client.get(f"{reverse('personas:export')}?{page.context['base_query']}")
     assert b"".join(export.streaming_content).count(b"Marlowe") == 3
     htmx = client.post(url, {"q": "(202) 555-0171"}, **HTMX)
-    assert "s=" in htmx["HX-Push-Url"] and "555" not in htmx["HX-Push-Url"]
+    assert "s=" in htmx["HX-Replace-Url"] and "555" not in htmx["HX-Replace-Url"]
     # After a search as you type, the export link follows the search (swapped out of band).
-    token = htmx["HX-Push-Url"].split("s=")[1]
+    token = htmx["HX-Replace-Url"].split("s=")[1]
     assert f'id="export-link" href="/personas/export.csv?s={token}"' in htmx.content.decode()
     # A token from another session, or one long dropped, is a clear message, not someone
     # else's search.
@@ -92,11 +92,35 @@ def test_a_phone_typed_opens_the_profile_but_back_returns_to_the_list(staff_clie
     submitted = staff_client.post(url, {"q": "(202) 555-0199"})
     assert submitted["Location"] == persona.get_absolute_url()
     # The address the list had for that search (Back, reload) shows the list: no bounce.
-    pushed = staff_client.post(url, {"q": "(202) 555-0199"}, **HTMX)["HX-Push-Url"]
+    pushed = staff_client.post(url, {"q": "(202) 555-0199"}, **HTMX)["HX-Replace-Url"]
     again = staff_client.get(pushed)
     assert again.status_code == 200 and [p.pk for p in again.context["page"].personas] == [
         persona.pk
     ]
+
+
+def test_back_to_an_address_htmx_pushed_gets_the_whole_page(client_for, settings):
+    """htmx keeps no history cache (no personal data in localStorage), so Back or Forward to
+    a page of results asks the server with HX-History-Restore-Request: that must be the whole
+    page (header, search box, results), never the results fragment alone."""
+    settings.PERSONAS_PAGE_SIZE = 1
+    PersonaFactory.create_batch(2, first_name="Marlowe")
+    PersonaFactory(first_name="Tamsin", status="archived")
+    client = client_for("Owner")
+    restore = {**HTMX, "HTTP_HX_HISTORY_RESTORE_REQUEST": "true"}
+    url = reverse("personas:list")
+    next_query = client.get(url, {"sort": "name"}).context["next_query"]
+    paging = client.get(f"{url}?{next_query}", **HTMX)
+    assert paging["HX-Push-Url"].endswith(next_query)  # a page of results: a step for Back
+    pages = {
+        url: "Marlowe",
+        f"{url}?{next_query}": "Marlowe",
+        reverse("personas:archived"): "Tamsin",
+    }
+    for address, name in pages.items():
+        body = client.get(address, **restore).content.decode()
+        assert "<html" in body and 'name="q"' in body and name in body, address
+        assert body.count('id="export-link"') <= 1
 
 
 def test_archived_merge_and_flow_test_searches_post_too(client_for):
@@ -107,7 +131,7 @@ def test_archived_merge_and_flow_test_searches_post_too(client_for):
     response = client.post(reverse("personas:archived"), {"q": "tamsin"})
     assert response.status_code == 302 and "tamsin" not in response["Location"].lower()
     assert "Tamsin" in client.get(response["Location"]).content.decode()
-    pushed = client.post(reverse("personas:archived"), {"q": "tamsin"}, **HTMX)["HX-Push-Url"]
+    pushed = client.post(reverse("personas:archived"), {"q": "tamsin"}, **HTMX)["HX-Replace-Url"]
     assert "s=" in pushed and "tamsin" not in pushed.lower()
     active = PersonaFactory(first_name="Tamsin", phone="+12025550191")
     other = PersonaFactory(first_name="Tamsin", phone="+12025550192")
