@@ -39,6 +39,14 @@ def _check(page, base: str, paths: list[str], errors: dict | None = None) -> dic
         assert "/accounts/login/" not in page.url or path == "/accounts/login/", path
         if violations := accessibility_violations(page):
             found[path] = violations
+        # Table cells stay table cells: a flex or block cell breaks its row's borders and
+        # heights (the duplicates page once had one).
+        broken = page.evaluate(
+            "[...document.querySelectorAll('main td, main th')]"
+            ".filter(c => !['table-cell', 'none'].includes(getComputedStyle(c).display))"
+            ".length"
+        )
+        assert broken == 0, f"{path}: {broken} table cells laid out as something else"
     return found
 
 
