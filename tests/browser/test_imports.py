@@ -111,6 +111,12 @@ def test_marketing_imports_a_messy_file_and_sends_double_opt_in_later(
     expect(page.get_by_label("Send at", exact=True)).to_be_hidden()
     page.get_by_label("Save this mapping as").fill("POS export")
     shot(page, "imports-mapping")
+    # On a phone the mapping table scrolls inside its box; the page itself never widens.
+    size = page.viewport_size
+    page.set_viewport_size({"width": 390, "height": 844})
+    overflow = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    assert page.evaluate(overflow) <= 0
+    page.set_viewport_size(size)
     page.get_by_role("button", name="Preview the import").click()
 
     expect(page.get_by_role("heading", name="Preview: what this import would do")).to_be_visible(
