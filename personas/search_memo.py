@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.http import HttpRequest, QueryDict
 
 SESSION_KEY = "search_memo"
+LIST_KEY = "personas_list_address"  # the list's last address: filters, sort, page, token
 KEEP = 50  # the most recent searches a session can return to
 MAX_LENGTH = 200
 
@@ -74,3 +75,15 @@ def resolve(request: HttpRequest) -> Search:
     if token:
         params["s"] = token
     return Search(data, params, expired, typed)
+
+
+def keep_list_address(request: HttpRequest, address: str) -> None:
+    """Remember the persona list's address (it carries a token, never search text) so the
+    profile's way back returns to the same search, filters and page."""
+    if request.session.get(LIST_KEY) != address:
+        request.session[LIST_KEY] = address
+
+
+def list_address(request: HttpRequest, default: str) -> str:
+    address = request.session.get(LIST_KEY) if hasattr(request, "session") else None
+    return address if isinstance(address, str) and address.startswith(default) else default

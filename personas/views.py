@@ -106,6 +106,10 @@ def persona_list(request: HttpRequest) -> HttpResponse:
         messages.info(request, "That search has expired. Search again.")
     params = search.params
     base = reverse("personas:list")
+    # The address bar keeps the filters and the search's token, never the search text; the
+    # profile's "← Personas" link leads back to this same address.
+    query = _with(params, cursor=lq.cursor) if lq.cursor else params.urlencode()
+    search_memo.keep_list_address(request, f"{base}?{query}" if query else base)
     page = selectors.persona_page(user=request.user, lq=lq, page_size=settings.PERSONAS_PAGE_SIZE)
     if (
         search.typed  # a search just submitted; never a reload or Back (that would bounce)
@@ -136,9 +140,7 @@ def persona_list(request: HttpRequest) -> HttpResponse:
     if _is_partial(request):
         context["fragment"] = True  # the export link follows the search out of band
         response = render(request, "personas/persona_list.html#results", context)
-        # The address bar keeps the filters and the search's token, never the search text.
         # A page of results is a step Back can return to; each keystroke of a search is not.
-        query = _with(params, cursor=lq.cursor) if lq.cursor else params.urlencode()
         follow = replace_url if request.method == "POST" else push_url
         return follow(response, f"{base}?{query}" if query else base)
     return render(request, "personas/persona_list.html", context)

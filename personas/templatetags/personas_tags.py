@@ -3,10 +3,21 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
+from django.urls import reverse
 
+from .. import search_memo
 from ..normalize import format_phone
 
 register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def personas_list_url(context: dict) -> str:
+    """The persona list as this user last left it (search token, filters, page)."""
+    base = reverse("personas:list")
+    request = context.get("request")
+    return search_memo.list_address(request, base) if request is not None else base
+
 
 CHANNEL_SHORT = {
     "text": "SMS",

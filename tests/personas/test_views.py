@@ -99,6 +99,21 @@ def test_a_phone_typed_opens_the_profile_but_back_returns_to_the_list(staff_clie
     ]
 
 
+def test_the_profiles_way_back_returns_to_the_same_search_and_page(client_for, settings):
+    settings.PERSONAS_PAGE_SIZE = 1
+    personas = PersonaFactory.create_batch(3, first_name="Marlowe")
+    client = client_for("Staff")
+    url = reverse("personas:list")
+    detail = reverse("personas:detail", args=[personas[0].pk])
+    assert f'<a href="{url}">← Personas</a>' in client.get(detail).content.decode()
+    listed = client.get(client.post(url, {"q": "marlowe", "sort": "name"})["Location"])
+    page_two = f"{url}?{listed.context['next_query']}"
+    client.get(page_two, **HTMX)  # paging as htmx does it
+    back = client.get(detail).content.decode()
+    assert f'<a href="{page_two.replace("&", "&amp;")}">← Personas</a>' in back
+    assert "s=" in page_two and "marlowe" not in page_two.lower()  # a token, never the text
+
+
 def test_back_to_an_address_htmx_pushed_gets_the_whole_page(client_for, settings):
     """htmx keeps no history cache (no personal data in localStorage), so Back or Forward to
     a page of results asks the server with HX-History-Restore-Request: that must be the whole
