@@ -8,6 +8,7 @@ import json
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -439,6 +440,16 @@ def test_test_run_shows_steps_and_changes_and_writes_nothing():
     persona.refresh_from_db()
     assert persona.attributes == {"temp_flag": "x"}
     assert AuditEvent.objects.count() == audit_before and not FlowRun.objects.exists()
+
+
+def test_the_test_run_drawer_lists_a_steps_inputs_by_name(client):
+    persona = PersonaFactory(phone="+12025550101")
+    flow = Flow.objects.create(name="Draft", definition=DESIGN_EXAMPLE, trigger={"type": "manual"})
+    client.force_login(make_user("Marketing"))
+    url = reverse("flows:test", args=[flow.pk])
+    body = client.get(url, {"persona": persona.pk}).content.decode()
+    assert '<span class="mono">identifier</span>: +12025550101' in body
+    assert "{&#x27;" not in body  # never a Python dict's text
 
 
 def test_validation_messages_name_the_step():
