@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import template
@@ -88,3 +89,19 @@ def consent_label(state: str) -> str:
         "pending": "Pending",
         "never": "Never asked",
     }.get(state, state)
+
+
+@register.filter
+def pretty_json(value: Any) -> str:
+    """A logged dict or list as JSON (true / null, double quotes), not Python's text of it."""
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+@register.filter
+def took(entry: Any) -> str:
+    """How long a logged step took, from its ``started_at`` and ``finished_at``."""
+    start, end = getattr(entry, "started_at", None), getattr(entry, "finished_at", None)
+    if not start or not end:
+        return ""
+    seconds = max((end - start).total_seconds(), 0)
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"

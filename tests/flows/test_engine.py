@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import re
 
 import pytest
 from django.core.management import call_command
@@ -566,6 +567,16 @@ def test_runs_of_a_blocklisted_persona_are_not_listed_to_staff(client):
         assert "Hiddenname" not in client.get(url).content.decode()
     run = FlowRun.objects.get(persona=hidden)
     assert client.get(reverse("flows:run", args=[run.pk])).status_code == 404
+
+
+def test_the_step_log_shows_inputs_and_outputs_as_json_and_how_long_a_step_took(client):
+    flow = _flow(DESIGN_EXAMPLE)
+    run = _run(flow, PersonaFactory(phone="+12025550101"))
+    client.force_login(make_user("Marketing"))
+    body = client.get(reverse("flows:run", args=[run.pk])).content.decode()
+    assert "&quot;force_opt_out&quot;: [" in body and "&quot;before&quot;: null" in body
+    assert "None" not in body and "&#x27;" not in body  # not Python's text of a dict
+    assert re.search(r"took \d+ ms", body)
 
 
 def test_flow_list_is_in_name_order(client):
