@@ -211,7 +211,12 @@ BLOCKLIST_HMAC_KEY = os.environ.get("BLOCKLIST_HMAC_KEY", SECRET_KEY)
 IMPORTS_MAX_BYTES = int(os.environ.get("IMPORTS_MAX_BYTES", str(500 * 1024 * 1024)))
 IMPORTS_STALE_SECONDS = int(os.environ.get("IMPORTS_STALE_SECONDS", "120"))
 IMPORTS_BATCH_SIZE = int(os.environ.get("IMPORTS_BATCH_SIZE", "1000"))
-DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # uploads above this stream to a temporary file
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # uploads above this stream to a temporary file
+FILE_UPLOAD_HANDLERS = [
+    "imports.uploads.SizeLimitUploadHandler",  # stops an upload past IMPORTS_MAX_BYTES
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # One-time codes (data-controls page, wallet sign-in) and their rate limits.
 PERSONAS_CODE_TTL_MINUTES = int(os.environ.get("PERSONAS_CODE_TTL_MINUTES", "10"))

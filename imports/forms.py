@@ -3,6 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
 
 from .csvfile import DELIMITERS, ENCODINGS
 from .mapping import MATCH_KEYS, TARGETS, attribute_key_for
@@ -24,6 +26,11 @@ class UploadForm(forms.Form):
     )
     encoding = forms.ChoiceField(label="Encoding", choices=ENCODING_CHOICES, required=False)
     delimiter = forms.ChoiceField(label="Delimiter", choices=DELIMITER_CHOICES, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        limit = filesizeformat(settings.IMPORTS_MAX_BYTES)
+        self.fields["file"].help_text += f" Up to {limit}."
 
 
 def _match_key_field(ordinal: str) -> forms.ChoiceField:

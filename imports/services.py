@@ -21,6 +21,7 @@ from .csvfile import CSVFileError, escape_cell, sniff
 from .mapping import MATCH_KEYS, auto_mapping, validate_mapping
 from .models import ImportIssue, ImportJob, SavedMapping
 from .tasks import preview_import, run_import, send_double_opt_in
+from .uploads import limit_message
 
 
 def upload(
@@ -29,9 +30,7 @@ def upload(
     """Store the uploaded file (streamed in chunks) and detect its format and headers."""
     size = getattr(fileobj, "size", None)
     if size is not None and size > settings.IMPORTS_MAX_BYTES:
-        raise ValidationError(
-            f"The file is larger than the {settings.IMPORTS_MAX_BYTES // (1024 * 1024)} MB limit."
-        )
+        raise ValidationError(limit_message())
     if not name.lower().endswith((".csv", ".txt", ".tsv")):
         raise ValidationError("Upload a .csv file (comma, semicolon or tab separated).")
     job = ImportJob(created_by=user, original_name=name[:255], size=size or 0)

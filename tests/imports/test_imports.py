@@ -112,6 +112,39 @@ def test_an_unreadable_file_is_refused_with_a_message():
         services.upload(io.BytesIO(b"a,b\n"), name="x.xlsx", user=None)
 
 
+def test_an_upload_past_the_size_limit_stops_and_says_so(client, settings, tmp_path):
+    settings.IMPORTS_MAX_BYTES = 100
+    settings.MEDIA_ROOT = str(tmp_path)
+    client.force_login(make_user("Marketing"))
+    big = SimpleUploadedFile("big.csv", (HEADER + "Ana,Lopez,,,,,,,,,\n" * 20).encode())
+    page = client.post(reverse("imports:new"), {"file": big})
+    body = page.content.decode()
+    assert page.status_code == 200 and "The file is larger than the 100\xa0bytes limit." in body
+    assert "This field is required" not in body
+    assert not ImportJob.objects.exists() and not list(tmp_path.rglob("*.csv"))
+
+
+def test_the_size_limit_handler_stops_reading_at_the_limit(settings):
+    """The handler runs before Django stores a byte: it passes chunks on until the file's
+    size would pass the limit, then stops the upload (nothing more is read into a file)."""
+    from django.core.files.uploadhandler import StopUpload
+
+    from imports.uploads import SizeLimitUploadHandler
+
+    assert settings.FILE_UPLOAD_HANDLERS[0] == "imports.uploads.SizeLimitUploadHandler"
+    settings.IMPORTS_MAX_BYTES = 100
+
+    class Request:
+        upload_too_large = False
+
+    request = Request()
+    handler = SizeLimitUploadHandler(request)
+    assert handler.receive_data_chunk(b"x" * 60, 0) == b"x" * 60
+    with pytest.raises(StopUpload):
+        handler.receive_data_chunk(b"x" * 60, 60)
+    assert request.upload_too_large
+
+
 # ---------------------------------------------------------------------------------------------
 # Header matching and cell validation
 
