@@ -80,6 +80,22 @@ class ImportJob(models.Model):
         return self.status in (self.Status.PREVIEWING, self.Status.QUEUED, self.Status.RUNNING)
 
     @property
+    def match_labels(self) -> list[str]:
+        from .mapping import MATCH_KEYS
+
+        return [MATCH_KEYS.get(k, k) for k in self.match_keys]
+
+    @property
+    def mapping_columns(self) -> str:
+        """How many columns the mapping imports, for the history list ("11 of 11 columns,
+        1 custom"); the import's page shows the mapping whole."""
+        targets = [self.mapping.get(str(i), "") for i in range(len(self.headers))]
+        used = [t for t in targets if t]
+        attrs = sum(t.startswith("attr:") for t in used)
+        text = f"{len(used)} of {len(targets)} column{'s' if len(targets) != 1 else ''}"
+        return f"{text}, {attrs} custom" if attrs else text
+
+    @property
     def duration(self):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at

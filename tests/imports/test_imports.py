@@ -584,7 +584,7 @@ def test_upload_mapping_preview_run_through_the_views(client, django_capture_on_
     job.refresh_from_db()
     assert job.status == "completed" and job.created == 1
     history = client.get(reverse("imports:history")).content.decode()
-    assert "c.csv" in history
+    assert "c.csv" in history and " s</td>" in history  # who, when, how long, counts
     PersonaFactory(first_name="Bea", last_name="Lopez")  # not from this import
     listed = client.get(reverse("personas:list"), {"import_job": job.pk}).content.decode()
     assert "Ana Lopez" in listed and "Bea Lopez" not in listed
@@ -642,6 +642,8 @@ def test_history_lists_the_newest_import_first(client):
         ImportJob.objects.filter(pk=job.pk).update(created_at=start + dt.timedelta(days=day))
     html = client.get(reverse("imports:history")).content.decode()
     assert [html.index(n) for n in reversed(names)] == sorted(html.index(n) for n in names)
+    # Each row names its mapping in a few words (the import's page shows it whole).
+    assert "1 of 1 column<br>Phone → Email → Customer ID" in html
 
 
 def test_progress_poll_also_updates_the_status_badge(client):
