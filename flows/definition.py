@@ -7,7 +7,6 @@ Every message names the step it is about.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -117,13 +116,37 @@ def _check_properties(state: dict[str, Any], problems: list[str]) -> None:
             problems.append(f"Step “{name}”: the message body is longer than 1600 characters.")
 
 
+def unstorable_text(value: Any) -> str:
+    """Why text in a JSON value (from an imported file) cannot be stored, or "": PostgreSQL
+    refuses a NUL character, and a lone surrogate ("\\ud800" in JSON) is not Unicode text."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return "The flow definition contains a NUL character; remove it."
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return (
+                    "The flow definition contains an unpaired surrogate (not valid Unicode); "
+                    "remove it."
+                )
+    return ""
+
+
 def validate(definition: Any) -> list[str]:
     """Every problem found, each naming its step; an empty list means the flow is valid."""
     problems: list[str] = []
     if not isinstance(definition, dict):
         return ["The flow definition must be a JSON object."]
-    if "\\u0000" in json.dumps(definition):
-        return ["The flow definition contains a NUL character; remove it."]
+    if problem := unstorable_text(definition):
+        return [problem]
     states = definition.get("states")
     if not isinstance(states, list) or not states:
         return ["The flow has no steps yet: add one."]

@@ -13,7 +13,7 @@ from django.db.models import Max
 from personas.models import Persona
 
 from . import engine
-from .definition import STEP_TYPES, empty_definition, events_for, validate
+from .definition import STEP_TYPES, empty_definition, events_for, unstorable_text, validate
 from .models import Flow, FlowRun, FlowStepLog, FlowVersion
 
 TRIGGER_TYPES = {
@@ -231,6 +231,8 @@ def import_json(text: str, *, user: Any) -> Flow:
         data = {"name": data.get("description") or "Imported flow", "definition": data}
     if not isinstance(data, dict) or not isinstance(data.get("definition"), dict):
         raise ValidationError("Expected a flow definition with “states”.")
+    if problem := unstorable_text(data):  # the name and trigger too, not only the steps
+        raise ValidationError(problem)
     problems = validate(data["definition"])
     if problems:
         raise ValidationError(problems)

@@ -8,6 +8,7 @@ import json
 import re
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.urls import reverse
 from hypothesis import HealthCheck, given
@@ -518,8 +519,14 @@ def test_generated_valid_definitions_round_trip_through_json(names, data):
                         {
                             "key": data.draw(st.sampled_from(["a", "b"])),
                             "value": data.draw(
-                                # NUL is refused in definitions (PostgreSQL cannot store it)
-                                st.text(st.characters(exclude_characters="\x00"), max_size=5)
+                                # NUL and lone surrogates are refused in definitions
+                                # (see the test below): valid text is everything else.
+                                st.text(
+                                    st.characters(
+                                        exclude_characters="\x00", exclude_categories=["Cs"]
+                                    ),
+                                    max_size=5,
+                                )
                             ),
                         }
                     ]
@@ -533,6 +540,25 @@ def test_generated_valid_definitions_round_trip_through_json(names, data):
     flow = Flow.objects.create(name="G", definition=definition, trigger={"type": "manual"})
     again = services.import_json(services.export_json(flow), user=None)
     assert again.definition == definition
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [("\\u0000", "NUL character"), ("\\ud800", "unpaired surrogate"), ("\\udc00x", "surrogate")],
+)
+def test_imported_text_that_cannot_be_stored_is_refused_with_a_message(bad, message):
+    """json.loads turns these escapes into text PostgreSQL cannot store (NUL) or that is not
+    Unicode at all (a lone surrogate): the import says so instead of failing on save."""
+    for where in ("steps", "name", "trigger"):
+        definition = copy.deepcopy(DESIGN_EXAMPLE)
+        data = {"name": "Imported", "definition": definition, "trigger": {"type": "manual"}}
+        text = json.dumps(data)
+        marker = {"steps": '"post purchase"', "name": '"Imported"', "trigger": '"manual"'}[where]
+        assert marker in text
+        text = text.replace(marker, f'"x{bad}"', 1)
+        with pytest.raises(ValidationError, match=message):
+            services.import_json(text, user=None)
+    assert not Flow.objects.exists()
 
 
 def test_flow_permissions(client):
