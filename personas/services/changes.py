@@ -281,6 +281,11 @@ def validate_attribute_value(key: str, value: Any) -> Any:
             raise ValidationError(f"The value for “{key}” is longer than {limit} characters.")
         if "\x00" in value:
             raise ValidationError(f"The value for “{key}” contains a NUL character.")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # an unpaired surrogate: not storable text
+                raise ValidationError(f"The value for “{key}” is not valid text.") from None
         return value
     raise ValidationError(
         f"The value for “{key}” must be text, a number, true/false, a date or empty."

@@ -229,6 +229,26 @@ def test_overlong_attribute_value_is_refused(settings):
         )
 
 
+@pytest.mark.parametrize(
+    "changeset, message",
+    [
+        (Changeset(set=[AttributeOp("note", "a\x00b")]), "NUL character"),
+        (Changeset(set=[AttributeOp("note", "a\ud800b")]), "not valid text"),
+        (Changeset(fields={"first_name": "Ana\udc00"}), "control characters"),
+    ],
+)
+def test_text_no_database_can_store_is_refused_and_changes_nothing(changeset, message):
+    """A NUL, or an unpaired surrogate (what "\\ud800" in JSON decodes to): PostgreSQL refuses
+    both, so the one mutation path refuses them first, with a message, on every database."""
+    persona = PersonaFactory(first_name="Ana", attributes={"note": "x"})
+    events = AuditEvent.objects.count()
+    with pytest.raises(ValidationError, match=message):
+        changes.apply(persona, changeset, system())
+    persona.refresh_from_db()
+    assert persona.attributes == {"note": "x"} and persona.first_name == "Ana"
+    assert AuditEvent.objects.count() == events
+
+
 def test_phone_is_stored_as_e164_and_indexes_are_kept_in_step():
     result = changes.create(
         Changeset(fields={"first_name": "Zoë", "last_name": "Núñez", "phone": "(555) 123-4567"}),
