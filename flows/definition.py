@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from personas.normalize import unstorable
+
 CHANNELS = ("text", "email", "voice", "push", "browser")
 SPLIT_OPERATORS = {
     "equal_to": "is equal to",
@@ -117,8 +119,7 @@ def _check_properties(state: dict[str, Any], problems: list[str]) -> None:
 
 
 def unstorable_text(value: Any) -> str:
-    """Why text in a JSON value (from an imported file) cannot be stored, or "": PostgreSQL
-    refuses a NUL character, and a lone surrogate ("\\ud800" in JSON) is not Unicode text."""
+    """Why text anywhere in a JSON value (from an imported file) cannot be stored, or ""."""
     stack = [value]
     while stack:
         item = stack.pop()
@@ -127,16 +128,12 @@ def unstorable_text(value: Any) -> str:
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-        elif isinstance(item, str):
-            if "\x00" in item:
+        elif isinstance(item, str) and (problem := unstorable(item)):
+            if problem == "NUL character":
                 return "The flow definition contains a NUL character; remove it."
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return (
-                    "The flow definition contains an unpaired surrogate (not valid Unicode); "
-                    "remove it."
-                )
+            return (
+                "The flow definition contains an unpaired surrogate (not valid Unicode); remove it."
+            )
     return ""
 
 

@@ -15,6 +15,20 @@ _SPACES = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
+def unstorable(text: str) -> str:
+    """What in ``text`` no database here can store, or "": a NUL character (PostgreSQL refuses
+    it) or an unpaired surrogate (what "\\ud800" in JSON decodes to; not Unicode text at all).
+    The one check behind the persona service's attribute values and the flow import."""
+    if "\x00" in text:
+        return "NUL character"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "unpaired surrogate"
+    return ""
+
+
 def clean_text(value: object, *, max_length: int, label: str) -> str:
     text = "" if value is None else str(value)
     stripped = text.strip()

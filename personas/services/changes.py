@@ -43,7 +43,14 @@ from ..models import (
     SignupForm,
     Store,
 )
-from ..normalize import clean_text, name_key, normalize_email, normalize_phone, phone_reversed
+from ..normalize import (
+    clean_text,
+    name_key,
+    normalize_email,
+    normalize_phone,
+    phone_reversed,
+    unstorable,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Inputs
@@ -279,13 +286,11 @@ def validate_attribute_value(key: str, value: Any) -> Any:
         limit = settings.PERSONAS_ATTRIBUTE_VALUE_MAX
         if len(value) > limit:
             raise ValidationError(f"The value for “{key}” is longer than {limit} characters.")
-        if "\x00" in value:
+        problem = unstorable(value)
+        if problem == "NUL character":
             raise ValidationError(f"The value for “{key}” contains a NUL character.")
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:  # an unpaired surrogate: not storable text
-                raise ValidationError(f"The value for “{key}” is not valid text.") from None
+        if problem:
+            raise ValidationError(f"The value for “{key}” is not valid text.")
         return value
     raise ValidationError(
         f"The value for “{key}” must be text, a number, true/false, a date or empty."
