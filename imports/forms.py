@@ -9,6 +9,7 @@ from django.template.defaultfilters import filesizeformat
 from .csvfile import DELIMITERS, ENCODINGS
 from .mapping import MATCH_KEYS, TARGETS, attribute_key_for
 from .models import ImportJob, SavedMapping
+from .uploads import limit_message
 
 ENCODING_CHOICES = [("", "Detect automatically"), *ENCODINGS.items()]
 DELIMITER_CHOICES = [("", "Detect automatically"), *DELIMITERS.items()]
@@ -27,10 +28,12 @@ class UploadForm(forms.Form):
     encoding = forms.ChoiceField(label="Encoding", choices=ENCODING_CHOICES, required=False)
     delimiter = forms.ChoiceField(label="Delimiter", choices=DELIMITER_CHOICES, required=False)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, too_large: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         limit = filesizeformat(settings.IMPORTS_MAX_BYTES)
         self.fields["file"].help_text += f" Up to {limit}."
+        if too_large:  # SizeLimitUploadHandler stopped the file: say why it is missing
+            self.fields["file"].error_messages["required"] = limit_message()
 
 
 def _match_key_field(ordinal: str) -> forms.ChoiceField:

@@ -20,7 +20,6 @@ from . import services
 from .forms import MappingForm, SendDoubleOptInForm, UploadForm
 from .models import ImportJob
 from .pipeline import OUTCOMES, target_label
-from .uploads import limit_message
 
 OUTCOME_LABELS = {
     "created": "New",
@@ -54,12 +53,11 @@ def import_history(request: HttpRequest) -> HttpResponse:
 @require_cap(Cap.RUN_IMPORTS)
 @require_http_methods(["GET", "POST"])
 def import_new(request: HttpRequest) -> HttpResponse:
-    form = UploadForm(request.POST, request.FILES) if request.method == "POST" else UploadForm()
-    if getattr(request, "upload_too_large", False):  # stopped by SizeLimitUploadHandler
-        form.is_valid()
-        form.errors.pop("file", None)
-        form.add_error("file", limit_message())
-    elif request.method == "POST" and form.is_valid():
+    form = UploadForm(
+        *((request.POST, request.FILES) if request.method == "POST" else ()),
+        too_large=getattr(request, "upload_too_large", False),  # set by SizeLimitUploadHandler
+    )
+    if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         try:
             job = services.upload(

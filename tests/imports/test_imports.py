@@ -6,6 +6,7 @@ import codecs
 import csv
 import io
 import json
+import re
 import string
 from datetime import timedelta
 
@@ -121,6 +122,8 @@ def test_an_upload_past_the_size_limit_stops_and_says_so(client, settings, tmp_p
     body = page.content.decode()
     assert page.status_code == 200 and "The file is larger than the 100\xa0bytes limit." in body
     assert "This field is required" not in body
+    # Stopped while it arrived (SizeLimitUploadHandler), not stored and refused afterwards.
+    assert page.wsgi_request.upload_too_large
     assert not ImportJob.objects.exists() and not list(tmp_path.rglob("*.csv"))
 
 
@@ -585,6 +588,7 @@ def test_upload_mapping_preview_run_through_the_views(client, django_capture_on_
     assert job.status == "completed" and job.created == 1
     history = client.get(reverse("imports:history")).content.decode()
     assert "c.csv" in history and " s</td>" in history  # who, when, how long, counts
+    assert re.search(r"<br>took \d+\.\d s</td>", history)
     PersonaFactory(first_name="Bea", last_name="Lopez")  # not from this import
     listed = client.get(reverse("personas:list"), {"import_job": job.pk}).content.decode()
     assert "Ana Lopez" in listed and "Bea Lopez" not in listed
