@@ -186,8 +186,25 @@ SMS_BACKEND = os.environ.get("SMS_BACKEND", "personas.messaging.backends.Console
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")
-# Inbound texts must carry a valid Twilio signature when the Twilio backend is on.
-SMS_VERIFY_SIGNATURES = env_bool("SMS_VERIFY_SIGNATURES", "Twilio" in SMS_BACKEND)
+# Inbound texts (/sms/inbound/) must prove they come from the provider (the backend's
+# verify_inbound, e.g. Twilio's request signature): on in production for every backend, and
+# whenever the backend is Twilio. A backend that cannot verify then refuses every inbound post.
+SMS_VERIFY_SIGNATURES = env_bool("SMS_VERIFY_SIGNATURES", PRODUCTION or "Twilio" in SMS_BACKEND)
+# Accept inbound posts a backend cannot verify: anyone could then confirm or cancel a
+# customer's text consent. check --deploy reports it as an error (personas.E001).
+SMS_INBOUND_ALLOW_UNVERIFIED_RISKY = env_bool("SMS_INBOUND_ALLOW_UNVERIFIED_RISKY", False)
+# How text replies are read (personas.services.replies.parse_reply). Comma-separated words;
+# opt-out words also count inside a reply of at most PERSONAS_SMS_SHORT_REPLY_WORDS words.
+PERSONAS_SMS_OPT_OUT_KEYWORDS = env_list(
+    "PERSONAS_SMS_OPT_OUT_KEYWORDS",
+    "STOP,STOPALL,STOP ALL,UNSUBSCRIBE,CANCEL,END,QUIT,REVOKE,OPTOUT,OPT OUT",
+)
+PERSONAS_SMS_CONFIRM_KEYWORDS = env_list(
+    "PERSONAS_SMS_CONFIRM_KEYWORDS", "YES,Y,YEAH,YEP,YUP,SI,OUI"
+)
+PERSONAS_SMS_START_KEYWORDS = env_list("PERSONAS_SMS_START_KEYWORDS", "START,UNSTOP,SUBSCRIBE")
+PERSONAS_SMS_HELP_KEYWORDS = env_list("PERSONAS_SMS_HELP_KEYWORDS", "HELP,INFO")
+PERSONAS_SMS_SHORT_REPLY_WORDS = int(os.environ.get("PERSONAS_SMS_SHORT_REPLY_WORDS", "6"))
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "personas@localhost")
 

@@ -7,6 +7,7 @@ class PersonasConfig(AppConfig):
     verbose_name = "Personas"
 
     def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the deploy checks)
         from .roles import sync_role_groups
 
         post_migrate.connect(sync_role_groups, dispatch_uid="personas.sync_role_groups")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import unicodedata
 
@@ -148,3 +150,13 @@ def prefix_range(prefix: str) -> tuple[str, str]:
     so prefix search is an index range scan on both databases.
     """
     return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def identifier_digest(kind: str, normalised: str) -> str:
+    """HMAC-SHA256 (hex, 64 chars) of ``"kind:value"`` for an already-normalised identifier.
+
+    ``kind`` is "phone" (E.164) or "email" (lower case). Keyed with ``BLOCKLIST_HMAC_KEY``: the
+    blocklist and the consent of addresses keep only these digests, never a readable address.
+    """
+    key = settings.BLOCKLIST_HMAC_KEY.encode()
+    return hmac.digest(key, f"{kind}:{normalised}".encode(), hashlib.sha256).hex()

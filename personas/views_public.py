@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from .forms_privacy import CodeForm
 from .forms_public import PublicSignupForm, WalletStartForm, WalletStoreForm
 from .models import Channel, FavoriteStoreSource, Persona, PersonaStatus, SignupForm
+from .normalize import identifier_digest
 from .services import inbound, otp, signup
 from .services.changes import (
     Actor,
@@ -37,17 +38,9 @@ from .views_privacy import _client_key
 
 
 def _signature_ok(request: HttpRequest) -> bool:
-    if not settings.SMS_VERIFY_SIGNATURES:
-        return True
-    from twilio.request_validator import RequestValidator
+    from .messaging.backends import inbound_request_allowed  # the one rule, kept with backends
 
-    signature = request.headers.get("X-Twilio-Signature", "")
-    if not signature or not settings.TWILIO_AUTH_TOKEN:
-        return False
-    base = settings.PERSONAS_PUBLIC_BASE_URL.rstrip("/")
-    url = f"{base}{request.get_full_path()}" if base else request.build_absolute_uri()
-    validator = RequestValidator(settings.TWILIO_AUTH_TOKEN)
-    return validator.validate(url, request.POST.dict(), signature)
+    return inbound_request_allowed(request)
 
 
 @csrf_exempt  # a provider's server posts here; the Twilio signature is its proof
@@ -122,6 +115,9 @@ def signup_done(request: HttpRequest, slug: str) -> HttpResponse:
 
 _WALLET_CHALLENGE = "wallet_challenge"
 _WALLET_PERSONA = "wallet_persona"
+# The digest of the identifier the customer proved with a code (no readable value in the
+# session): what they may opt in to without a further confirmation.
+_WALLET_PROVEN = "wallet_proven"
 WALLET_CHANNELS = [
     (Channel.EMAIL, "Email"),
     (Channel.TEXT, "Text messages (SMS)"),
@@ -129,6 +125,17 @@ WALLET_CHANNELS = [
     (Channel.BROWSER, "Browser notifications"),
     (Channel.PUSH, "App notifications on this device"),
 ]
+
+
+def _wallet_actor(request: HttpRequest, persona: Persona) -> Actor:
+    """The customer, with the identifier they proved if the persona still holds it."""
+    proven = request.session.get(_WALLET_PROVEN)
+    kinds: list[str] = []
+    if isinstance(proven, list) and len(proven) == 2 and proven[0] in ("phone", "email"):
+        value = getattr(persona, proven[0])
+        if value and identifier_digest(proven[0], value) == proven[1]:
+            kinds.append(proven[0])
+    return Actor.customer("wallet", proven=kinds)
 
 
 def _wallet_persona(request: HttpRequest) -> Persona | None:
@@ -199,6 +206,7 @@ def wallet_verify(request: HttpRequest) -> HttpResponse:
                 return render(request, "personas/public/wallet_none.html")
             request.session.cycle_key()
             request.session[_WALLET_PERSONA] = persona.pk
+            request.session[_WALLET_PROVEN] = [ident.kind, ident.digest]
             return redirect("personas:wallet")
     return render(request, "personas/public/wallet_verify.html", {"form": form, "kinds": kinds})
 
@@ -233,7 +241,7 @@ def wallet_store(request: HttpRequest) -> HttpResponse:
                 favorite_store=(form.cleaned_data["store"].pk, FavoriteStoreSource.WALLET),
                 action="favorite store chosen",
             ),
-            Actor.customer("wallet"),
+            _wallet_actor(request, persona),
         )
         messages.success(request, f"Your favorite store is now {form.cleaned_data['store'].name}.")
     else:
@@ -252,16 +260,22 @@ def wallet_consent(request: HttpRequest, channel: str) -> HttpResponse:
         return redirect("personas:wallet")
     action = ConsentAction.OPT_IN if value == "on" else ConsentAction.OPT_OUT
     try:
-        apply(
+        result = apply(
             persona,
             Changeset(consents=[ConsentOp(channel, action)], action="consent changed"),
-            Actor.customer("wallet"),
+            _wallet_actor(request, persona),
         )
     except ChangeError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
         label = dict(WALLET_CHANNELS)[channel]
-        messages.success(request, f"{label}: {'on' if value == 'on' else 'off'}.")
+        if result.persona.consent(channel) == "pending":
+            messages.success(
+                request,
+                f"{label}: we texted your number. Reply YES to that text to turn texts on.",
+            )
+        else:
+            messages.success(request, f"{label}: {'on' if value == 'on' else 'off'}.")
     return redirect("personas:wallet")
 
 

@@ -12,7 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from ..models import ConsentState, OutboundMessage, Persona
+from ..models import ADDRESS_CHANNELS, ConsentState, OutboundMessage, Persona
+from ..services import consent as consent_rules
 
 TEMPLATES = {
     "double_opt_in": (
@@ -86,6 +87,27 @@ def queue_text(persona: Persona, *, channel: str, body: str) -> OutboundMessage:
     return message
 
 
+def consent_allows(message: OutboundMessage, persona: Persona) -> bool:
+    """Checked when the message is sent, not when it was queued.
+
+    Marketing needs the opt-in of the address it goes to (text, voice, email: the address's
+    record, whoever holds it now; push and browser: the persona). A double opt-in request goes
+    out only while that address's request is still pending (not after a STOP or a YES). Other
+    transactional messages (one-time codes) go out as they are.
+    """
+    channel = message.channel
+    if channel in ADDRESS_CHANNELS:
+        # ``to`` was copied from the persona's normalised phone or email when queued.
+        state = consent_rules.state_for_sending(channel, message.to)
+    else:
+        state = persona.consent(channel)
+    if message.template == "double_opt_in":
+        return state == ConsentState.PENDING
+    if message.transactional:
+        return True
+    return state == ConsentState.OPTED_IN
+
+
 def deliver(message_id: int) -> str:
     """Send one queued message once. Safe to retry: only a QUEUED message is ever sent."""
     with transaction.atomic():
@@ -99,8 +121,8 @@ def deliver(message_id: int) -> str:
             return "skipped"
         persona = message.persona
         allowed = persona is not None and message.to and not persona.hidden
-        if allowed and not message.transactional:
-            allowed = persona.consent(message.channel) == ConsentState.OPTED_IN
+        if allowed:
+            allowed = consent_allows(message, persona)
         if allowed and message.channel == "text" and not message.transactional:
             wake = quiet_until(persona, timezone.now())
             if wake is not None:

@@ -1,5 +1,5 @@
 from .audit import AuditEvent
-from .consent import Channel, ConsentChange, ConsentState
+from .consent import ADDRESS_CHANNELS, Channel, ConsentChange, ConsentState, ContactConsent
 from .ledger import PointsEntry, Purchase
 from .merge import MergeRecord, NotDuplicate
 from .messages import InboundMessage, OutboundMessage
@@ -15,6 +15,8 @@ __all__ = [
     "Channel",
     "ConsentChange",
     "ConsentState",
+    "ContactConsent",
+    "ADDRESS_CHANNELS",
     "EntrySource",
     "InboundMessage",
     "MergeRecord",

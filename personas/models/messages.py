@@ -40,6 +40,8 @@ class InboundMessage(models.Model):
         CONFIRMED = "confirmed", "Double opt-in confirmed"
         OPTED_OUT = "opted_out", "Opted out of texts"
         RESUBSCRIBE = "resubscribe", "Asked to re-subscribe (double opt-in sent)"
+        UNBLOCKED = "unblocked", "Texted START: the number is no longer blocked"
+        REMINDED = "reminded", "Reminded: reply YES to confirm or STOP to cancel"
         HELP = "help", "Asked for help"
         IGNORED = "ignored", "No action"
         UNKNOWN = "unknown", "Unknown number"

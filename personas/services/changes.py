@@ -31,10 +31,10 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from ..models import (
+    ADDRESS_CHANNELS,
     AuditEvent,
     Channel,
     ConsentChange,
-    ConsentState,
     EntrySource,
     FavoriteStoreSource,
     Persona,
@@ -51,6 +51,8 @@ from ..normalize import (
     phone_reversed,
     unstorable,
 )
+from . import consent as consent_rules
+from .consent import AddressWrite, ConsentAction
 
 # ---------------------------------------------------------------------------------------------
 # Inputs
@@ -64,6 +66,9 @@ class Actor:
     user: Any = None
     label: str = ""
     ref: dict[str, Any] = field(default_factory=dict)
+    # For a customer: the identifier kinds ("phone", "email") they proved in this session
+    # with a one-time code (a text reply proves its phone). Decides double opt-in.
+    proven: frozenset[str] = frozenset()
 
     @classmethod
     def staff(cls, user: Any) -> Actor:
@@ -83,8 +88,9 @@ class Actor:
         )
 
     @classmethod
-    def customer(cls, via: str = "") -> Actor:
-        return cls("customer", None, f"Customer ({via})" if via else "Customer", {"via": via})
+    def customer(cls, via: str = "", *, proven: Iterable[str] = ()) -> Actor:
+        label = f"Customer ({via})" if via else "Customer"
+        return cls("customer", None, label, {"via": via}, frozenset(proven))
 
     @classmethod
     def system(cls, label: str = "System") -> Actor:
@@ -95,18 +101,6 @@ class Actor:
 class AttributeOp:
     key: str
     value: Any = None
-
-
-class ConsentAction:
-    OPT_IN = "opt_in"
-    OPT_OUT = "opt_out"
-    FORCE_OPT_OUT = "force_opt_out"
-    REQUEST_DOUBLE_OPT_IN = "request_double_opt_in"
-    CONFIRM = "confirm"  # the customer's YES to a pending double opt-in
-    EXPIRE = "expire"  # a pending double opt-in nobody answered goes back to "never asked"
-    # Merge / unmerge: take over a state the same customer already gave (no message is sent).
-    ADOPT = "adopt"
-    ALL = (OPT_IN, OPT_OUT, FORCE_OPT_OUT, REQUEST_DOUBLE_OPT_IN, CONFIRM, EXPIRE, ADOPT)
 
 
 @dataclass(frozen=True)
@@ -143,6 +137,9 @@ class Changeset:
     expected: dict[str, Any] = field(default_factory=dict)
     action: str = "update"
     note: str = ""
+    # What proves a consent change (a message id, a signup form, a one-time code…); the
+    # actor's label when empty.
+    evidence: str = ""
     # The caller already checked, in bulk, the blocklist, active duplicates and store ids
     # (imports); the database constraints stay the backstop.
     prechecked: bool = False
@@ -431,6 +428,7 @@ class Plan:
     attribute_ops: list[dict[str, Any]] = field(default_factory=list)
     dirty_fields: set[str] = field(default_factory=set)
     deferred_messages: list[tuple[str, str]] = field(default_factory=list)
+    address_writes: list[AddressWrite] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -503,75 +501,119 @@ def _plan_attributes(
     return after_attrs, outcomes
 
 
-def _plan_consent(plan: Plan, op: ConsentOp, actor: Actor, now: dt.datetime) -> None:
+def _consent_change(
+    plan: Plan,
+    channel: str,
+    before: str,
+    after: str,
+    hard: bool,
+    actor: Actor,
+    evidence: str,
+    now: dt.datetime,
+) -> None:
+    """Record one consent change of the plan's persona (and of its address's record)."""
     persona = plan.persona
-    field_name = f"{op.channel}_consent"
-    before = getattr(persona, field_name)
-    hard = False
-    after = before
-    if op.action in (ConsentAction.OPT_OUT, ConsentAction.FORCE_OPT_OUT):
-        after = ConsentState.OPTED_OUT
-        hard = op.action == ConsentAction.FORCE_OPT_OUT
-    elif op.action in (ConsentAction.OPT_IN, ConsentAction.REQUEST_DOUBLE_OPT_IN):
-        if op.channel == Channel.PUSH and actor.kind != "customer":
-            raise ChangeError(
-                {"push_consent": ["Only the customer can opt in to push, from their own app."]}
-            )
-        wants_doi = op.action == ConsentAction.REQUEST_DOUBLE_OPT_IN or (
-            op.channel == Channel.TEXT
-            and actor.kind != "customer"
-            and settings.PERSONAS_TEXT_DOUBLE_OPT_IN
-        )
-        explicit = op.action == ConsentAction.REQUEST_DOUBLE_OPT_IN
-        if op.channel == Channel.TEXT and wants_doi and (actor.kind != "customer" or explicit):
-            if not persona.phone:
-                raise ChangeError({"text_consent": ["Add a phone number before texting opt-in."]})
-            if before == ConsentState.PENDING and explicit and persona.pk:
-                _refuse_fast_resend(persona, now)
-                plan.messages.append((Channel.TEXT, "double_opt_in"))
-                plan.changes[f"consent:{op.channel}"] = {
-                    "before": before,
-                    "after": before,
-                    "resent": True,
-                }
-                return
-            if before != ConsentState.OPTED_IN:
-                after = ConsentState.PENDING
-                plan.messages.append((Channel.TEXT, "double_opt_in"))
-        else:
-            after = ConsentState.OPTED_IN
-    elif op.action == ConsentAction.ADOPT:
-        if actor.kind not in ("merge", "user", "system") or op.state not in ConsentState.values:
-            raise ChangeError({"consent": ["Only a merge or unmerge can adopt a consent state."]})
-        after = op.state
-    elif op.action == ConsentAction.EXPIRE:
-        if before == ConsentState.PENDING:
-            after = ConsentState.NEVER
-    elif op.action == ConsentAction.CONFIRM:
-        if actor.kind != "customer":
-            raise ChangeError({"consent": ["Only the customer can confirm a double opt-in."]})
-        if before == ConsentState.PENDING:
-            after = ConsentState.OPTED_IN
-    if after == before:
-        return
-    setattr(persona, field_name, after)
-    plan.dirty_fields.add(field_name)
-    entry = {"before": before, "after": after}
-    if hard:
-        entry["hard"] = True
-    plan.changes[f"consent:{op.channel}"] = entry
+    setattr(persona, f"{channel}_consent", after)
+    plan.dirty_fields.add(f"{channel}_consent")
+    address = consent_rules.address_of(channel, phone=persona.phone, email=persona.email)
+    digest = consent_rules.address_digest(channel, address) if address else ""
     plan.consent_changes.append(
         ConsentChange(
-            channel=op.channel,
+            channel=channel,
             before=before,
             after=after,
             hard=hard,
             actor_kind=actor.kind,
             actor_label=actor.label[:200],
             actor_user=actor.user,
+            address=digest,
+            evidence=evidence[:200],
             created_at=now,
         )
     )
+
+
+def _derive_address_consents(plan: Plan, actor: Actor, now: dt.datetime) -> None:
+    """A persona that holds a new address (or becomes active again) shows that address's own
+    record: consent never travels from one phone number or email address to another."""
+    persona = plan.persona
+    for channel in ADDRESS_CHANNELS:
+        address = consent_rules.address_of(channel, phone=persona.phone, email=persona.email)
+        after = consent_rules.record_for(channel, address).state
+        before = getattr(persona, f"{channel}_consent")
+        if after == before:
+            continue
+        kind = ADDRESS_CHANNELS[channel]
+        if address is None:
+            why = f"No {'phone number' if kind == 'phone' else 'email address'} any more"
+        else:
+            why = f"This {'phone number' if kind == 'phone' else 'email address'}'s own consent"
+        plan.changes[f"consent:{channel}"] = {"before": before, "after": after, "address": why}
+        _consent_change(plan, channel, before, after, False, actor, why, now)
+
+
+def _consent_step(
+    op: ConsentOp, before: str, actor: Actor, address: str | None
+) -> tuple[consent_rules.Transition, consent_rules.Record]:
+    """The consent rule for one op, given the address it belongs to (both planners)."""
+    record = consent_rules.record_for(op.channel, address)
+    step = consent_rules.transition(
+        channel=op.channel,
+        action=op.action,
+        before=before,
+        actor_kind=actor.kind,
+        proven=actor.proven,
+        has_address=address is not None,
+        customer_opted_out=record.customer_opted_out,
+        text_double_opt_in=settings.PERSONAS_TEXT_DOUBLE_OPT_IN,
+        adopt_state=op.state,
+    )
+    return step, record
+
+
+def _plan_consent(plan: Plan, op: ConsentOp, actor: Actor, now: dt.datetime, evidence: str) -> None:
+    persona = plan.persona
+    field_name = f"{op.channel}_consent"
+    before = getattr(persona, field_name)
+    address = consent_rules.address_of(op.channel, phone=persona.phone, email=persona.email)
+    step, record = _consent_step(op, before, actor, address)
+    if step.error:
+        raise ChangeError({step.error[0]: [step.error[1]]})
+    if step.resend:
+        if persona.pk:
+            _refuse_fast_resend(persona, now)
+            plan.messages.append((Channel.TEXT, "double_opt_in"))
+            plan.changes[f"consent:{op.channel}"] = {
+                "before": before,
+                "after": before,
+                "resent": True,
+            }
+        return
+    if step.double_opt_in:
+        plan.messages.append((Channel.TEXT, "double_opt_in"))
+    choice = consent_rules.customer_choice_after(actor.kind, step.after)
+    if address is not None and (
+        step.after != before or (choice is not None and choice != record.customer_choice)
+    ):
+        plan.address_writes.append(
+            AddressWrite(
+                channel=op.channel,
+                address=address,
+                state=step.after,
+                hard=step.hard,
+                customer_choice=choice,
+                actor_kind=actor.kind,
+                actor_label=actor.label,
+                evidence=evidence,
+            )
+        )
+    if step.after == before:
+        return
+    entry = {"before": before, "after": step.after}
+    if step.hard:
+        entry["hard"] = True
+    plan.changes[f"consent:{op.channel}"] = entry
+    _consent_change(plan, op.channel, before, step.after, step.hard, actor, evidence, now)
 
 
 def _refuse_fast_resend(persona: Persona, now: dt.datetime) -> None:
@@ -720,8 +762,15 @@ def plan_changes(
             persona.merged_into_id = None
             plan.dirty_fields.add("merged_into")
 
+    if (
+        creating
+        or {"phone", "email"} & plan.dirty_fields
+        or ("status" in plan.dirty_fields and persona.status == PersonaStatus.ACTIVE)
+    ):
+        _derive_address_consents(plan, actor, now)
+    evidence = changeset.evidence or actor.label
     for op in changeset.consents:
-        _plan_consent(plan, op, actor, now)
+        _plan_consent(plan, op, actor, now, evidence)
 
     if changeset.points:
         if persona.status != PersonaStatus.ACTIVE and any(
@@ -870,7 +919,16 @@ def _queue_messages(plans: Iterable[Plan]) -> None:
             messaging.queue(plan.persona, channel=channel, template=template, transactional=True)
 
 
+def _write_records(plans: Sequence[Plan], now: dt.datetime) -> None:
+    """The address records the plans changed, mirrored onto other holders of the addresses."""
+    writes = [w for plan in plans for w in plan.address_writes]
+    if writes:
+        consent_rules.write_records(writes, holders=[p.persona.pk for p in plans], now=now)
+
+
 def _write_related(plans: Sequence[Plan], events: list[AuditEvent], *, bulk: bool = False) -> None:
+    if events:
+        _write_records(plans, events[0].created_at)
     consent_rows, points_rows = [], []
     for plan in plans:
         for row in plan.consent_changes:
@@ -940,6 +998,7 @@ def apply(persona: Persona | int, changeset: Changeset, actor: Actor) -> ChangeR
             locked = Persona.objects.select_for_update().get(pk=persona_id)
             plan = plan_changes(locked, changeset, actor, now=now)
             if not plan.changed:
+                _write_records([plan], now)  # e.g. a customer's STOP on an opted-out number
                 return ChangeResult(locked, False, None, plan.attribute_ops)
             locked.version += 1
             locked.save(update_fields=[*plan.dirty_fields, "version", "updated_at"])
@@ -987,7 +1046,8 @@ def apply_many(
     outcomes: list[BulkOutcome] = []
     token = _STORE_LABELS.set({})
     try:
-        return _apply_many(items, now, outcomes, locked)
+        with consent_rules.batch():
+            return _apply_many(items, now, outcomes, locked)
     finally:
         _STORE_LABELS.reset(token)
 
@@ -1006,6 +1066,10 @@ def _apply_many(
         if missing:
             # Ordered by id: two bulk writers lock shared personas in the same order.
             personas.update((p.pk, p) for p in _lock_personas(missing))
+        consent_rules.preload(
+            phones=[p.phone for p in personas.values()],
+            emails=[p.email for p in personas.values()],
+        )
         plans: list[Plan] = []
         plan_actors: list[Actor] = []
         plan_changesets: list[Changeset] = []
@@ -1113,6 +1177,8 @@ _CONSENT_COLUMNS = (
     "actor_kind",
     "actor_label",
     "actor_user_id",
+    "address",
+    "evidence",
     "created_at",
 )
 _POINTS_COLUMNS = (
@@ -1158,6 +1224,8 @@ def _write_bulk_audit(
                     c.actor_kind,
                     c.actor_label[:200],
                     c.actor_user_id,
+                    c.address,
+                    c.evidence,
                     when,
                 )
             )
@@ -1175,6 +1243,7 @@ def _write_bulk_audit(
                 )
             )
     insert_tuples(AuditEvent._meta.db_table, _AUDIT_COLUMNS, rows)
+    _write_records(plans, now)
     insert_tuples(ConsentChange._meta.db_table, _CONSENT_COLUMNS, consent_rows)
     insert_tuples(PointsEntry._meta.db_table, _POINTS_COLUMNS, points_rows)
 
@@ -1204,7 +1273,13 @@ def create_many(
     now = timezone.now()
     outcomes: list[CreateOutcome | None] = [None] * len(items)
     token = _STORE_LABELS.set({})
+    records = consent_rules.batch()
+    records.__enter__()
     try:
+        consent_rules.preload(
+            phones=[c.fields.get("phone") for c, _ in items],
+            emails=[c.fields.get("email") for c, _ in items],
+        )
         fast: list[tuple[int, _RowPlan]] = []
         slow: list[int] = []
         defaults = _fresh_values(entry_source)
@@ -1229,6 +1304,7 @@ def create_many(
             if outcomes[index] is None:
                 outcomes[index] = CreateOutcome(None, None, row.deferred, row.values["id"])
     finally:
+        records.__exit__()
         _STORE_LABELS.reset(token)
     return outcomes  # type: ignore[return-value]
 
@@ -1313,11 +1389,13 @@ def _fast_create_eligible(changeset: Changeset) -> bool:
 class _RowPlan:
     values: dict[str, Any]
     changes: dict[str, dict[str, Any]]
-    consents: list[tuple[str, str, str, bool]]  # channel, before, after, hard
+    # channel, before, after, hard, address digest, evidence
+    consents: list[tuple[str, str, str, bool, str, str]]
     points: list[PointsOp]
     actor: Actor
     note: str
     deferred: bool
+    address_writes: list[AddressWrite] = field(default_factory=list)
 
 
 def _fresh_values(entry_source: str) -> dict[str, Any]:
@@ -1356,36 +1434,53 @@ def _plan_row(
                 "after": _store_label(store_id),
                 "source": source,
             }
-    consents: list[tuple[str, str, str, bool]] = []
+    consents: list[tuple[str, str, str, bool, str, str]] = []
+    writes: list[AddressWrite] = []
     messages = False
+    for channel, kind in ADDRESS_CHANNELS.items():
+        address = consent_rules.address_of(channel, phone=values["phone"], email=values["email"])
+        state = consent_rules.record_for(channel, address).state
+        if address is None or state == values[f"{channel}_consent"]:
+            continue
+        why = f"This {'phone number' if kind == 'phone' else 'email address'}'s own consent"
+        before = values[f"{channel}_consent"]
+        values[f"{channel}_consent"] = state
+        changes[f"consent:{channel}"] = {"before": before, "after": state, "address": why}
+        digest = consent_rules.address_digest(channel, address)
+        consents.append((channel, before, state, False, digest, why))
+    evidence = (changeset.evidence or actor.label)[:200]
     for op in changeset.consents:
         field_name = f"{op.channel}_consent"
         before = values[field_name]
-        after = before
-        if op.action == ConsentAction.OPT_OUT:
-            after = ConsentState.OPTED_OUT
-        else:
-            if op.channel == Channel.PUSH and actor.kind != "customer":
-                raise _NotFast  # refused: the model path says why
-            explicit = op.action == ConsentAction.REQUEST_DOUBLE_OPT_IN
-            wants_doi = explicit or (
-                op.channel == Channel.TEXT
-                and actor.kind != "customer"
-                and settings.PERSONAS_TEXT_DOUBLE_OPT_IN
-            )
-            if op.channel == Channel.TEXT and wants_doi and (actor.kind != "customer" or explicit):
-                if not values["phone"]:
-                    raise _NotFast
-                if before != ConsentState.OPTED_IN:
-                    after = ConsentState.PENDING
-                    messages = True
-            else:
-                after = ConsentState.OPTED_IN
-        if after == before:
+        address = consent_rules.address_of(op.channel, phone=values["phone"], email=values["email"])
+        step, record = _consent_step(op, before, actor, address)
+        if step.error:
+            raise _NotFast  # refused: the model path says why
+        if step.resend:
             continue
-        values[field_name] = after
-        changes[f"consent:{op.channel}"] = {"before": before, "after": after}
-        consents.append((op.channel, before, after, False))
+        messages = messages or step.double_opt_in
+        choice = consent_rules.customer_choice_after(actor.kind, step.after)
+        if address is not None and (
+            step.after != before or (choice is not None and choice != record.customer_choice)
+        ):
+            writes.append(
+                AddressWrite(
+                    op.channel,
+                    address,
+                    step.after,
+                    step.hard,
+                    choice,
+                    actor.kind,
+                    actor.label,
+                    evidence,
+                )
+            )
+        if step.after == before:
+            continue
+        values[field_name] = step.after
+        changes[f"consent:{op.channel}"] = {"before": before, "after": step.after}
+        digest = consent_rules.address_digest(op.channel, address) if address else ""
+        consents.append((op.channel, before, step.after, step.hard, digest, evidence))
     if messages and changeset.send_messages:
         raise _NotFast  # a text to queue now: the model path queues it
     if changeset.points:
@@ -1393,7 +1488,9 @@ def _plan_row(
         values["points_balance"] = balance
         if balance != 0:
             changes["points_balance"] = {"before": 0, "after": balance}
-    return _RowPlan(values, changes, consents, changeset.points, actor, changeset.note, messages)
+    return _RowPlan(
+        values, changes, consents, changeset.points, actor, changeset.note, messages, writes
+    )
 
 
 def _create_rows(rows: Sequence[tuple[int, _RowPlan]], entry_source: str, now: dt.datetime) -> bool:
@@ -1437,15 +1534,30 @@ def _create_rows(rows: Sequence[tuple[int, _RowPlan]], entry_source: str, now: d
         user_id = actor.user.pk if actor.user is not None else None
         label = actor.label[:200]
         audit_rows.append(_audit_row(pk, "created", actor, row.changes, row.note, when))
-        for channel, before, after, hard in row.consents:
+        for channel, before, after, hard, digest, evidence in row.consents:
             consent_rows.append(
-                (pk, channel, before, after, hard, actor.kind, label, user_id, when)
+                (
+                    pk,
+                    channel,
+                    before,
+                    after,
+                    hard,
+                    actor.kind,
+                    label,
+                    user_id,
+                    digest,
+                    evidence,
+                    when,
+                )
             )
         for op in row.points:
             points_rows.append(
                 (pk, op.kind, op.points, op.reason[:200], op.purchase_id, user_id, label, when)
             )
     insert_tuples(AuditEvent._meta.db_table, _AUDIT_COLUMNS, audit_rows)
+    consent_rules.write_records(
+        [w for _, row in rows for w in row.address_writes], holders=ids, now=now
+    )
     insert_tuples(ConsentChange._meta.db_table, _CONSENT_COLUMNS, consent_rows)
     insert_tuples(PointsEntry._meta.db_table, _POINTS_COLUMNS, points_rows)
     if CHANGE_HOOKS:

@@ -7,8 +7,11 @@ and consent history; the merged persona becomes status "merged", points to the s
 keeps its identifiers for ``merge:`` lookups. Everything the merge did is recorded so unmerge
 can restore both personas exactly.
 
-Consents: an opt-out on either side stays an opt-out; otherwise a consent the customer gave on
-either profile stays given (opted in > pending > never asked).
+Consents: text, voice and email consent belong to the address (``services.consent``), so the
+survivor shows the records of the phone and email it ends up holding: choosing the other
+profile's phone brings that phone's record, and no consent moves onto a different address.
+Push and browser (per device): an opt-out on either side stays an opt-out; otherwise a consent
+the customer gave on either profile stays given (opted in > pending > never asked).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ..models import (
+    ADDRESS_CHANNELS,
     AuditEvent,
     ConsentChange,
     MergeRecord,
@@ -31,6 +35,7 @@ from ..models import (
     PointsEntry,
     Purchase,
 )
+from . import consent as consent_rules
 from .changes import (
     Actor,
     AttributeOp,
@@ -105,10 +110,13 @@ def resolve(
         sources[f"attr:{key}"] = "survivor"
     for key in o["attributes"]:
         sources.setdefault(f"attr:{key}", "merged")
-    consents = {
-        c: max(s["consents"][c], o["consents"][c], key=lambda st: _CONSENT_RANK[st])
-        for c in CHANNELS
-    }
+    consents = {}
+    for c in CHANNELS:
+        if c in ADDRESS_CHANNELS:
+            address = consent_rules.address_of(c, phone=fields["phone"], email=fields["email"])
+            consents[c] = consent_rules.record_for(c, address).state
+        else:
+            consents[c] = max(s["consents"][c], o["consents"][c], key=lambda st: _CONSENT_RANK[st])
     return {
         "fields": fields,
         "attributes": attrs,
@@ -235,7 +243,7 @@ def _merge(survivor_id: int, merged_id: int, actor: Actor, choices: dict[str, st
         consents=[
             ConsentOp(c, ConsentAction.ADOPT, state)
             for c, state in result["consents"].items()
-            if state != survivor_before["consents"][c]
+            if state != survivor_before["consents"][c] and c not in ADDRESS_CHANNELS
         ],
         points=[PointsOp(PointsEntry.Kind.MERGE, points, f"Merged from #{other.pk}")]
         if points
@@ -301,7 +309,8 @@ def unmerge(record_id: int, *, actor: Actor) -> MergeRecord:
         consents = [
             ConsentOp(c, ConsentAction.ADOPT, before["consents"][c])
             for c in CHANNELS
-            if before["consents"][c] != after["consents"][c]
+            if c not in ADDRESS_CHANNELS
+            and before["consents"][c] != after["consents"][c]
             and current["consents"][c] == after["consents"][c]
         ]
         # The merged persona's identifiers must be free again (apart from the survivor's copy).
@@ -365,7 +374,7 @@ def unmerge(record_id: int, *, actor: Actor) -> MergeRecord:
                 consents=[
                     ConsentOp(c, ConsentAction.ADOPT, mb["consents"][c])
                     for c in CHANNELS
-                    if merged.consent(c) != mb["consents"][c]
+                    if c not in ADDRESS_CHANNELS and merged.consent(c) != mb["consents"][c]
                 ],
                 action="unmerged",
                 note=f"Restored from persona #{survivor.pk}",

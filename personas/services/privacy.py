@@ -12,20 +12,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from ..models import (
+    ADDRESS_CHANNELS,
     AuditEvent,
     BlocklistEntry,
     BlocklistRecovery,
+    ConsentState,
     ErasureRequest,
     InboundMessage,
     OutboundMessage,
@@ -34,7 +34,8 @@ from ..models import (
     PointsEntry,
     Purchase,
 )
-from ..normalize import normalize_email, try_phone
+from ..normalize import identifier_digest, normalize_email, try_phone
+from . import consent as consent_rules
 from .changes import Actor, Changeset, ConsentAction, ConsentOp, PointsOp, apply
 
 ERASED = "[erased]"
@@ -54,11 +55,6 @@ def register_erasure_hook(hook: ErasureHook) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Hashing
-
-
-def identifier_digest(kind: str, normalised: str) -> str:
-    key = settings.BLOCKLIST_HMAC_KEY.encode()
-    return hmac.digest(key, f"{kind}:{normalised}".encode(), hashlib.sha256).hex()
 
 
 def identifier_digests(*, phone: str | None = None, email: str | None = None) -> list[str]:
@@ -265,12 +261,33 @@ def _erase_locked(personas: list[Persona], actor: Actor) -> tuple[list[int], lis
     values = _personal_values(personas)
     identifiers = []
     points_removed = 0
+    suppress = []
+    now = timezone.now()
     for p in personas:
         if p.phone:
             identifiers.append(Identifier("phone", p.phone))
         if p.email:
             identifiers.append(Identifier("email", p.email))
+        for channel in ADDRESS_CHANNELS:
+            address = consent_rules.address_of(channel, phone=p.phone, email=p.email)
+            if address:
+                # The opt-out outlives the data: whoever gets the address later starts opted
+                # out until the customer opts in from it (the record keeps no readable address).
+                suppress.append(
+                    consent_rules.AddressWrite(
+                        channel,
+                        address,
+                        ConsentState.OPTED_OUT,
+                        True,
+                        ConsentState.OPTED_OUT,
+                        actor.kind,
+                        actor.label,
+                        "Full opt-out and data deletion",
+                    )
+                )
         points_removed += p.points_balance
+    consent_rules.write_records(suppress, holders=[p.pk for p in personas], now=now)
+    for p in personas:
         apply(p.pk, _erase_changeset(p), actor)
     ids = [p.pk for p in personas]
     Persona.objects.filter(pk__in=ids).update(archived_reason="", hidden=True)

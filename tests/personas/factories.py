@@ -8,8 +8,10 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from personas.models import (
+    ADDRESS_CHANNELS,
     AuditEvent,
     ConsentChange,
+    ContactConsent,
     OutboundMessage,
     Persona,
     PointsEntry,
@@ -18,6 +20,7 @@ from personas.models import (
     Store,
 )
 from personas.normalize import name_key, phone_reversed
+from personas.services.consent import address_digest, address_of
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -56,6 +59,7 @@ class PersonaFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = Persona
+        skip_postgeneration_save = True
 
     first_name = factory.Faker("first_name")
     last_name = factory.Faker("last_name")
@@ -64,6 +68,22 @@ class PersonaFactory(factory.django.DjangoModelFactory):
     first_key = factory.LazyAttribute(lambda o: name_key(o.first_name))
     last_key = factory.LazyAttribute(lambda o: name_key(o.last_name))
     phone_rev = factory.LazyAttribute(lambda o: phone_reversed(o.phone))
+
+    @factory.post_generation
+    def address_records(obj, create, extracted, **kwargs):
+        """Fixture consent is the consent of the persona's addresses (as the service keeps it):
+        each stated text/voice/email consent is also its phone's or email's record."""
+        if not create:
+            return
+        for channel in ADDRESS_CHANNELS:
+            address = address_of(channel, phone=obj.phone, email=obj.email)
+            state = getattr(obj, f"{channel}_consent")
+            if address and state != "never":
+                ContactConsent.objects.update_or_create(
+                    channel=channel,
+                    digest=address_digest(channel, address),
+                    defaults={"state": state, "updated_at": timezone.now()},
+                )
 
 
 class PurchaseFactory(factory.django.DjangoModelFactory):

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from personas.models import AuditEvent, MergeRecord, Persona, PointsEntry, Purchase
+from personas.models import AuditEvent, ContactConsent, MergeRecord, Persona, PointsEntry, Purchase
 from personas.services import changes, merge
 from personas.services.changes import Actor, AttributeOp, Changeset, PointsOp
 from personas.services.merge import MergeError, snapshot
@@ -78,8 +78,11 @@ def test_field_rules_blanks_filled_chosen_values_attributes_union_consents():
     )
     assert a.birthday == dt.date(1990, 1, 2)
     assert a.attributes == {"vip": "yes", "size": "8", "pet": "cat"}  # survivor wins "size"
-    assert a.email_consent == "opted_out"  # an opt-out on either side stays an opt-out
-    assert a.text_consent == "opted_in" and a.voice_consent == "opted_in"
+    # Consent belongs to the address: A keeps its own email and its record (B's opt-out was
+    # given by B's address, which A does not take); A takes B's phone and with it that
+    # phone's records (text opted in; voice never asked: A's voice consent had no number).
+    assert a.email_consent == "opted_in"
+    assert a.text_consent == "opted_in" and a.voice_consent == "never"
     assert b.status == "merged" and b.merged_into == a and b.phone == "+12025550101"
     assert record.sources["first_name"] == "merged" and record.sources["email"] == "survivor"
     assert AuditEvent.objects.filter(persona=a, action="merged").exists()
@@ -181,16 +184,19 @@ _attrs = st.dictionaries(st.sampled_from(["a", "b", "c", "vip"]), _text, max_siz
 
 @st.composite
 def _persona_kwargs(draw, n):
+    email = draw(st.one_of(st.none(), st.just(f"p{n}@example.com")))
+    phone = draw(st.one_of(st.none(), st.just(f"+120255501{n:02d}")))
+    # Text and email consent belong to an address: a persona without one has none.
     return {
         "first_name": draw(_text),
         "last_name": draw(_text),
-        "email": draw(st.one_of(st.none(), st.just(f"p{n}@example.com"))),
-        "phone": draw(st.one_of(st.none(), st.just(f"+120255501{n:02d}"))),
+        "email": email,
+        "phone": phone,
         "customer_id": draw(st.one_of(st.none(), st.just(f"C{n}"))),
         "birthday": draw(st.one_of(st.none(), st.dates(dt.date(1950, 1, 1), dt.date(2000, 1, 1)))),
         "attributes": draw(_attrs),
-        "text_consent": draw(_consent),
-        "email_consent": draw(_consent),
+        "text_consent": draw(_consent) if phone else "never",
+        "email_consent": draw(_consent) if email else "never",
         "push_consent": draw(_consent),
         "loyalty_enrolled": draw(st.booleans()),
     }
@@ -210,6 +216,7 @@ def _persona_kwargs(draw, n):
 )
 def test_merge_then_unmerge_restores_both_exactly(a, b, points, choose, archived):
     Persona.objects.all().delete()
+    ContactConsent.objects.all().delete()  # examples reuse the same addresses
     store = StoreFactory()
     pa = PersonaFactory(**a, favorite_store=store, favorite_store_source="staff")
     pb = PersonaFactory(**b, status="archived" if archived else "active")

@@ -20,12 +20,20 @@ from personas.messaging.backends import LocmemBackend
 from personas.models import (
     AuditEvent,
     ConsentChange,
+    ContactConsent,
     InboundMessage,
     OutboundMessage,
     Persona,
 )
 from personas.services import changes, housekeeping
-from personas.services.changes import Actor, ChangeError, Changeset, ConsentAction, ConsentOp
+from personas.services.changes import (
+    Actor,
+    ChangeError,
+    Changeset,
+    ConsentAction,
+    ConsentOp,
+    create,
+)
 from tests.conftest import make_user
 from tests.personas.factories import (
     PersonaFactory,
@@ -98,7 +106,7 @@ def test_a_message_is_never_sent_twice(settings):
     message = OutboundMessage.objects.create(
         persona=persona,
         channel="text",
-        template="double_opt_in",
+        template="flow",
         to=PHONE,
         body="hi",
         transactional=False,
@@ -198,11 +206,23 @@ def test_help_answers_with_the_help_text_and_changes_nothing(client):
     assert persona.text_consent == "pending"
 
 
-def test_unknown_numbers_change_nothing_and_keep_no_number(client):
+def test_a_stop_from_an_unknown_number_keeps_only_a_suppression_entry(client):
     response = _post(client, "STOP", "SM5", from_="+12025559999")
     assert response.status_code == 200
     inbound = InboundMessage.objects.get()
+    assert inbound.outcome == "opted_out" and inbound.from_number == "" and inbound.body == ""
+    record = ContactConsent.objects.get()
+    assert record.state == "opted_out" and "2025559999" not in record.digest
+    # Whoever gets the number later starts opted out.
+    persona = create(Changeset(fields={"phone": "+12025559999"}), Actor.system()).persona
+    assert persona.text_consent == "opted_out"
+
+
+def test_other_texts_from_unknown_numbers_change_nothing_and_keep_no_number(client):
+    _post(client, "hello there", "SM5", from_="+12025559999")
+    inbound = InboundMessage.objects.get()
     assert inbound.outcome == "unknown" and inbound.from_number == "" and inbound.body == ""
+    assert not ContactConsent.objects.exists()
 
 
 def test_the_same_webhook_delivered_twice_is_applied_once(client):
@@ -216,6 +236,7 @@ def test_the_same_webhook_delivered_twice_is_applied_once(client):
 
 
 def test_twilio_signature_is_required_when_twilio_is_on(client, settings):
+    settings.SMS_BACKEND = "personas.messaging.backends.TwilioBackend"
     settings.SMS_VERIFY_SIGNATURES = True
     settings.TWILIO_AUTH_TOKEN = "test-token-123"
     persona = _pending_persona()

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_worker_process_sends_a_queued_message_once():
-    persona = PersonaFactory(phone="+12025550199")
+    # A double opt-in request goes out while the number's request is pending.
+    persona = PersonaFactory(phone="+12025550199", text_consent="pending")
     message = OutboundMessageFactory(persona=persona, to=persona.phone, transactional=True)
     result = send_outbound_message.using(backend="database").enqueue(message.pk)
     assert OutboundMessage.objects.get(pk=message.pk).status == "queued"
