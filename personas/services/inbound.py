@@ -45,7 +45,7 @@ def _replies() -> dict[str, str]:
         InboundMessage.Outcome.RESUBSCRIBE: "",  # the double opt-in text itself is the answer
         InboundMessage.Outcome.UNBLOCKED: f"{brand}: texts to this number are no longer "
         "blocked. Sign up in store or online to get our offers.",
-        InboundMessage.Outcome.REMINDED: f"{brand}: reply YES to confirm or STOP to cancel.",
+        InboundMessage.Outcome.REMINDED: f"{brand}: Reply YES to confirm or STOP to cancel.",
         InboundMessage.Outcome.HELP: f"{brand}: marketing texts about offers and rewards. "
         f"Reply STOP to opt out. Help: {settings.PERSONAS_SUPPORT_CONTACT}. Msg & data rates "
         "may apply.",

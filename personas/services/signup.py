@@ -52,6 +52,7 @@ def submit(form: SignupForm, data: dict[str, Any]) -> SignupResult:
             consents=consents,
             favorite_store=(store_id, FavoriteStoreSource.SIGNUP_FORM) if store_id else None,
             note=f"Signed up on “{form.name}”",
+            evidence=f"Signup form “{form.name}” (#{form.pk})",
         )
         result = create(changeset, actor, entry_source=EntrySource.SIGNUP_FORM)
         return SignupResult(result.persona, True)
@@ -76,6 +77,7 @@ def submit(form: SignupForm, data: dict[str, Any]) -> SignupResult:
         favorite_store=(store_id, FavoriteStoreSource.SIGNUP_FORM) if store_id else None,
         action="signed up again",
         note=f"Signed up on “{form.name}”",
+        evidence=f"Signup form “{form.name}” (#{form.pk})",
     )
     result = apply(existing, changeset, actor)
     return SignupResult(result.persona, False)
