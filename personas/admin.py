@@ -112,7 +112,7 @@ class StoreAdmin(admin.ModelAdmin):
 
 @admin.register(SignupForm)
 class SignupFormAdmin(admin.ModelAdmin):
-    list_display = ("name", "slug", "store", "enrolls_loyalty", "text_double_opt_in", "is_active")
+    list_display = ("name", "slug", "store", "enrolls_loyalty", "email_double_opt_in", "is_active")
     list_filter = ("is_active", "store")
     search_fields = ("name",)
 

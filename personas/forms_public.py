@@ -148,7 +148,7 @@ class SignupFormSettingsForm(forms.ModelForm):
             "enrolls_loyalty",
             "ask_email_opt_in",
             "ask_text_opt_in",
-            "text_double_opt_in",
+            "email_double_opt_in",
             "consent_text",
             "is_active",
         ]
@@ -156,7 +156,7 @@ class SignupFormSettingsForm(forms.ModelForm):
             "enrolls_loyalty": "Enroll in loyalty",
             "ask_email_opt_in": "Ask for email opt-in",
             "ask_text_opt_in": "Ask for SMS opt-in",
-            "text_double_opt_in": "SMS opt-in needs a double opt-in (reply YES)",
+            "email_double_opt_in": "Email opt-in needs a confirmation link",
             "consent_text": "Consent wording shown to the customer",
             "is_active": "Accepting signups",
         }

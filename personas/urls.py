@@ -48,6 +48,7 @@ urlpatterns = [
     path("wallet/store/", views_public.wallet_store, name="wallet_store"),
     path("wallet/opt-in/<str:channel>/", views_public.wallet_consent, name="wallet_consent"),
     path("wallet/sign-out/", views_public.wallet_signout, name="wallet_signout"),
+    path("email/confirm/<str:token>/", views_public.email_confirm, name="email_confirm"),
     # Public (no staff login): the customer's own data controls.
     path("privacy/", views_privacy.data_controls, name="data_controls"),
     path("privacy/verify/", views_privacy.data_controls_verify, name="data_controls_verify"),

@@ -20,6 +20,7 @@ from .forms_privacy import CodeForm
 from .forms_public import PublicSignupForm, WalletStartForm, WalletStoreForm
 from .models import Channel, FavoriteStoreSource, Persona, PersonaStatus, SignupForm
 from .normalize import identifier_digest
+from .services import email_confirm as email_confirmation
 from .services import inbound, otp, signup
 from .services.changes import (
     Actor,
@@ -286,3 +287,14 @@ def wallet_signout(request: HttpRequest) -> HttpResponse:
         request.session.cycle_key()
     messages.info(request, "You're signed out.")
     return redirect("personas:wallet_start")
+
+
+@require_http_methods(["GET", "POST"])
+def email_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """The link in an email double opt-in: GET asks, POST confirms (link scanners only GET)."""
+    if request.method == "POST":
+        persona = email_confirmation.confirm(token)
+        context = {"persona": persona, "done": persona is not None}
+    else:
+        context = {"persona": email_confirmation.pending_for(token), "done": False}
+    return render(request, "personas/public/email_confirm.html", context)

@@ -62,7 +62,8 @@ def test_hostile_webhook_bodies_change_nothing_and_never_fail(client, value):
     assert SCRIPT not in response.content.decode()
     persona.refresh_from_db()
     assert persona.text_consent == "pending"
-    assert InboundMessage.objects.get().outcome == "ignored"
+    # Any other reply to a pending request gets its one "Reply YES to confirm or STOP".
+    assert InboundMessage.objects.get().outcome == "reminded"
 
 
 @pytest.mark.parametrize("value", HOSTILE, ids=lambda v: repr(v[:20]))

@@ -20,7 +20,13 @@ TEMPLATES = {
         "{brand}: reply YES to get texts about offers and your rewards. "
         "Msg & data rates may apply. Reply STOP to opt out."
     ),
+    "email_double_opt_in": (
+        "You asked to get emails about offers and your rewards from {brand}.\n\n"
+        "Confirm here: {link}\n\n"
+        "If you did not ask, ignore this email: you will get no marketing email from us."
+    ),
 }
+SUBJECTS = {"email_double_opt_in": "{brand}: confirm your email"}
 
 
 @lru_cache(maxsize=4)
@@ -32,8 +38,8 @@ def get_sms_backend() -> Any:
     return _backend_class(settings.SMS_BACKEND)()
 
 
-def render(template: str) -> str:
-    return TEMPLATES[template].format(brand=settings.PERSONAS_BRAND_NAME)
+def render(template: str, **context: str) -> str:
+    return TEMPLATES[template].format(brand=settings.PERSONAS_BRAND_NAME, **context)
 
 
 def queue(persona: Persona, *, channel: str, template: str, transactional: bool) -> OutboundMessage:
@@ -41,12 +47,17 @@ def queue(persona: Persona, *, channel: str, template: str, transactional: bool)
     from ..tasks import send_outbound_message
 
     to = persona.phone if channel == "text" else (persona.email or "")
+    context = {}
+    if template == "email_double_opt_in":
+        from ..services.email_confirm import confirmation_link
+
+        context["link"] = confirmation_link(persona)
     message = OutboundMessage.objects.create(
         persona=persona,
         channel=channel,
         template=template,
         to=to or "",
-        body=render(template),
+        body=render(template, **context),
         transactional=transactional,
     )
     transaction.on_commit(lambda: send_outbound_message.enqueue(message.pk))
@@ -101,7 +112,7 @@ def consent_allows(message: OutboundMessage, persona: Persona) -> bool:
         state = consent_rules.state_for_sending(channel, message.to)
     else:
         state = persona.consent(channel)
-    if message.template == "double_opt_in":
+    if message.template in ("double_opt_in", "email_double_opt_in"):
         return state == ConsentState.PENDING
     if message.transactional:
         return True
@@ -146,7 +157,9 @@ def deliver(message_id: int) -> str:
         else:
             from django.core.mail import send_mail
 
-            subject = f"{settings.PERSONAS_BRAND_NAME}: please confirm"
+            subject = SUBJECTS.get(message.template, "{brand}: please confirm").format(
+                brand=settings.PERSONAS_BRAND_NAME
+            )
             send_mail(subject, message.body, None, [message.to])
             provider_id = ""
     except Exception as exc:  # provider errors are recorded, never raised into the worker

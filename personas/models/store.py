@@ -30,7 +30,9 @@ class SignupForm(models.Model):
     slug = models.SlugField(max_length=60, unique=True)
     store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.SET_NULL)
     enrolls_loyalty = models.BooleanField(default=True)
-    text_double_opt_in = models.BooleanField(default=True)
+    # An email opt-in on this form is confirmed by a link sent to the address (the customer
+    # has not proved the address). Text opt-ins from any public form always need a YES.
+    email_double_opt_in = models.BooleanField(default=True)
     is_active = models.BooleanField(default=True)
     # Which traits the public page asks for (phone or email is always asked).
     fields_asked = models.JSONField(default=_default_fields, blank=True)

@@ -88,9 +88,14 @@ class Actor:
         )
 
     @classmethod
-    def customer(cls, via: str = "", *, proven: Iterable[str] = ()) -> Actor:
+    def customer(
+        cls, via: str = "", *, proven: Iterable[str] = (), confirm_email: bool = True
+    ) -> Actor:
+        """``proven``: identifier kinds proved with a code; ``confirm_email``: an email opt-in
+        from an unproven address is confirmed by a link (a signup form may turn it off)."""
         label = f"Customer ({via})" if via else "Customer"
-        return cls("customer", None, label, {"via": via}, frozenset(proven))
+        ref = {"via": via, "confirm_email": confirm_email}
+        return cls("customer", None, label, ref, frozenset(proven))
 
     @classmethod
     def system(cls, label: str = "System") -> Actor:
@@ -566,6 +571,9 @@ def _consent_step(
         has_address=address is not None,
         customer_opted_out=record.customer_opted_out,
         text_double_opt_in=settings.PERSONAS_TEXT_DOUBLE_OPT_IN,
+        email_double_opt_in=actor.kind == "customer"
+        and "email" not in actor.proven
+        and actor.ref.get("confirm_email", True),
         adopt_state=op.state,
     )
     return step, record
@@ -579,10 +587,11 @@ def _plan_consent(plan: Plan, op: ConsentOp, actor: Actor, now: dt.datetime, evi
     step, record = _consent_step(op, before, actor, address)
     if step.error:
         raise ChangeError({step.error[0]: [step.error[1]]})
+    template = consent_rules.DOUBLE_OPT_IN_TEMPLATES.get(op.channel, "")
     if step.resend:
         if persona.pk:
-            _refuse_fast_resend(persona, now)
-            plan.messages.append((Channel.TEXT, "double_opt_in"))
+            _refuse_fast_resend(persona, now, op.channel, template)
+            plan.messages.append((op.channel, template))
             plan.changes[f"consent:{op.channel}"] = {
                 "before": before,
                 "after": before,
@@ -590,7 +599,7 @@ def _plan_consent(plan: Plan, op: ConsentOp, actor: Actor, now: dt.datetime, evi
             }
         return
     if step.double_opt_in:
-        plan.messages.append((Channel.TEXT, "double_opt_in"))
+        plan.messages.append((op.channel, template))
     choice = consent_rules.customer_choice_after(actor.kind, step.after)
     if address is not None and (
         step.after != before or (choice is not None and choice != record.customer_choice)
@@ -616,20 +625,21 @@ def _plan_consent(plan: Plan, op: ConsentOp, actor: Actor, now: dt.datetime, evi
     _consent_change(plan, op.channel, before, step.after, step.hard, actor, evidence, now)
 
 
-def _refuse_fast_resend(persona: Persona, now: dt.datetime) -> None:
+def _refuse_fast_resend(persona: Persona, now: dt.datetime, channel: str, template: str) -> None:
     from ..models import OutboundMessage
 
     wait = settings.PERSONAS_DOI_RESEND_MINUTES
     recent = OutboundMessage.objects.filter(
         persona=persona,
-        template="double_opt_in",
+        template=template,
         created_at__gte=now - dt.timedelta(minutes=wait),
     ).exists()
     if recent:
+        what = "text" if channel == Channel.TEXT else "email"
         raise ChangeError(
             {
-                "text_consent": [
-                    f"A double opt-in text was sent less than {wait} minutes ago. "
+                f"{channel}_consent": [
+                    f"A double opt-in {what} was sent less than {wait} minutes ago. "
                     "Give the customer time to reply before sending another."
                 ]
             }

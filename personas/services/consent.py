@@ -47,6 +47,10 @@ class ConsentAction:
     ALL = (OPT_IN, OPT_OUT, FORCE_OPT_OUT, REQUEST_DOUBLE_OPT_IN, CONFIRM, EXPIRE, ADOPT)
 
 
+# The confirmation a double opt-in sends, per channel (personas.messaging renders them).
+DOUBLE_OPT_IN_TEMPLATES = {Channel.TEXT: "double_opt_in", Channel.EMAIL: "email_double_opt_in"}
+
+
 @dataclass(frozen=True)
 class Transition:
     """What one consent action does. ``error`` = (field, message) when it is refused."""
@@ -79,13 +83,16 @@ def transition(
     has_address: bool = True,
     customer_opted_out: bool = False,
     text_double_opt_in: bool = True,
+    email_double_opt_in: bool = False,
     adopt_state: str = "",
 ) -> Transition:
     """The consent rule (pure). ``before`` is the current state of the channel.
 
     ``proven``: the identifier kinds ("phone", "email") the customer proved in this session;
     ``customer_opted_out``: the address's latest customer-made choice is an opt-out;
-    ``text_double_opt_in``: the PERSONAS_TEXT_DOUBLE_OPT_IN setting.
+    ``text_double_opt_in``: the PERSONAS_TEXT_DOUBLE_OPT_IN setting;
+    ``email_double_opt_in``: an email opt-in must be confirmed by a link sent to the address
+    (a customer who has not proved the address, unless their signup form turned it off).
     """
     keep = Transition(before)
     if action in (ConsentAction.OPT_OUT, ConsentAction.FORCE_OPT_OUT):
@@ -115,6 +122,12 @@ def transition(
                 if before == ConsentState.OPTED_IN:
                     return keep
                 return Transition(ConsentState.PENDING, double_opt_in=True)
+        if channel == Channel.EMAIL and (explicit or email_double_opt_in):
+            if before == ConsentState.PENDING and explicit:
+                return Transition(before, resend=True)
+            if before == ConsentState.OPTED_IN:
+                return keep
+            return Transition(ConsentState.PENDING, double_opt_in=True)
         return Transition(ConsentState.OPTED_IN)
     if action == ConsentAction.ADOPT:
         if actor_kind not in ("merge", "user", "system") or adopt_state not in ConsentState.values:

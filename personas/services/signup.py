@@ -21,7 +21,7 @@ def submit(form: SignupForm, data: dict[str, Any]) -> SignupResult:
     """``data``: cleaned values (names, email, phone, birthday, store_id, email_opt_in,
     text_opt_in). An existing customer (same phone or email) is updated: empty fields filled,
     consents only raised, the store set with signup-form precedence."""
-    actor = Actor.customer(f"signup form “{form.name}”")
+    actor = Actor.customer(f"signup form “{form.name}”", confirm_email=form.email_double_opt_in)
     fields = {
         k: data[k]
         for k in ("first_name", "last_name", "email", "phone", "birthday")
@@ -31,10 +31,8 @@ def submit(form: SignupForm, data: dict[str, Any]) -> SignupResult:
     if data.get("email_opt_in") and fields.get("email"):
         consents.append(ConsentOp("email", ConsentAction.OPT_IN))
     if data.get("text_opt_in") and fields.get("phone"):
-        action = (
-            ConsentAction.REQUEST_DOUBLE_OPT_IN if form.text_double_opt_in else ConsentAction.OPT_IN
-        )
-        consents.append(ConsentOp("text", action))
+        # Nobody proved the phone on a public form: the consent rule makes it a double opt-in.
+        consents.append(ConsentOp("text", ConsentAction.OPT_IN))
     store_id = data.get("store_id") or form.store_id
     q = Q(pk__in=[])
     if fields.get("phone"):

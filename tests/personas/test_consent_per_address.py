@@ -228,11 +228,11 @@ def test_every_consent_change_keeps_its_address_and_evidence():
     assert rows[0].evidence == rows[0].actor_label  # staff: the user is the evidence
 
 
-def test_a_signup_form_text_opt_in_is_a_double_opt_in_even_when_the_form_skips_it():
+def test_a_signup_form_text_opt_in_is_always_a_double_opt_in():
     from personas.services import signup
     from tests.personas.factories import SignupFormFactory
 
-    form = SignupFormFactory(text_double_opt_in=False)
+    form = SignupFormFactory()
     persona = signup.submit(
         form, {"phone": A_PHONE, "text_opt_in": True, "email": "", "first_name": "Pat"}
     ).persona
@@ -328,3 +328,70 @@ def test_push_adopt_in_a_merge_still_takes_the_other_devices_state():
         channel="push", action="adopt", before="never", actor_kind="merge", adopt_state="opted_in"
     )
     assert step.after == "opted_in"
+
+
+# ---------------------------------------------------------------------------------------------
+# Email opt-ins from unproven addresses are confirmed by a link
+
+
+def _link(body: str) -> str:
+    return re.search(r"https?://\S+/email/confirm/\S+/", body).group(0).split("8000", 1)[-1]
+
+
+def test_a_signup_email_opt_in_is_pending_until_the_link_is_confirmed(settings):
+    from personas.services import signup
+    from tests.personas.factories import SignupFormFactory
+
+    form = SignupFormFactory()
+    persona = signup.submit(form, {"email": "lee@example.com", "email_opt_in": True}).persona
+    assert persona.email_consent == "pending"
+    message = OutboundMessage.objects.get(persona=persona, template="email_double_opt_in")
+    assert messaging.deliver(message.pk) == "sent"
+    path = _link(mail.outbox[-1].body)
+    c = Client()
+    page = c.get(path)
+    assert "Yes, email me" in page.content.decode()
+    persona.refresh_from_db()
+    assert persona.email_consent == "pending"  # opening the link alone changes nothing
+    assert "subscribed" in c.post(path).content.decode()
+    persona.refresh_from_db()
+    assert persona.email_consent == "opted_in"
+    row = ConsentChange.objects.filter(persona=persona, channel="email").first()
+    assert row.evidence == "Confirmation link sent to the address"
+    assert "no longer works" in c.post(path).content.decode()  # used once
+
+
+def test_an_email_link_does_not_confirm_after_the_address_changed():
+    from personas.services import signup
+    from tests.personas.factories import SignupFormFactory
+
+    persona = signup.submit(
+        SignupFormFactory(), {"email": "lee@example.com", "email_opt_in": True}
+    ).persona
+    messaging.deliver(OutboundMessage.objects.get(persona=persona).pk)
+    path = _link(mail.outbox[-1].body)
+    changes.apply(persona, Changeset(fields={"email": "other@example.com"}), _staff())
+    assert "no longer works" in Client().post(path).content.decode()
+    persona.refresh_from_db()
+    assert persona.email_consent == "never"
+    assert Client().post("/email/confirm/forged-token/").status_code == 200
+
+
+def test_a_signup_form_may_take_email_opt_ins_without_a_link():
+    from personas.services import signup
+    from tests.personas.factories import SignupFormFactory
+
+    form = SignupFormFactory(email_double_opt_in=False)
+    persona = signup.submit(form, {"email": "lee@example.com", "email_opt_in": True}).persona
+    assert persona.email_consent == "opted_in"
+
+
+def test_wallet_signed_in_by_phone_turns_email_on_with_a_confirmation_link():
+    persona = PersonaFactory(phone=A_PHONE, email="sam@example.com")
+    c = Client()
+    c.post(reverse("personas:wallet_start"), {"identifier": A_PHONE})
+    code = re.search(r"\b(\d{6})\b", LocmemBackend.outbox[-1]["body"]).group(1)
+    c.post(reverse("personas:wallet_verify"), {"phone": code})
+    c.post(reverse("personas:wallet_consent", args=["email"]), {"value": "on"})
+    persona.refresh_from_db()
+    assert persona.email_consent == "pending"
