@@ -210,6 +210,17 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "personas@localhost")
 
 # Domain settings.
 PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "US")
+# Email user names that stand for "no email" (staff type them when a customer gives none):
+# refused as identifiers, never matched. Phones of one repeated digit or a run of consecutive
+# digits are refused the same way (personas.normalize).
+PERSONAS_PLACEHOLDER_EMAIL_USERS = frozenset(
+    env_list(
+        "PERSONAS_PLACEHOLDER_EMAIL_USERS",
+        "none,noemail,no-email,no_email,nomail,no.email,noreply,no-reply,donotreply,"
+        "do-not-reply,test,na,n/a,null,nil,unknown,email,mail,x,xx,xxx,asdf,abc,decline,"
+        "declined,refused,optout",
+    )
+)
 PERSONAS_TEXT_DOUBLE_OPT_IN = env_bool("PERSONAS_TEXT_DOUBLE_OPT_IN", True)
 PERSONAS_DOI_RESEND_MINUTES = int(os.environ.get("PERSONAS_DOI_RESEND_MINUTES", "10"))
 PERSONAS_DOI_EXPIRY_DAYS = int(os.environ.get("PERSONAS_DOI_EXPIRY_DAYS", "30"))

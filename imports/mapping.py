@@ -9,7 +9,12 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from personas.normalize import clean_text, normalize_email, normalize_phone
+from personas.normalize import (
+    PlaceholderIdentifier,
+    clean_text,
+    normalize_email,
+    normalize_phone,
+)
 from personas.services.changes import (
     birthday_in_past,
     validate_attribute_key,
@@ -249,6 +254,8 @@ class ParsedRow:
     points: int | None = None
     store: str = ""
     errors: list[str] = field(default_factory=list)
+    # Cells the row is taken without (a placeholder phone or email: it identifies nobody).
+    warnings: list[str] = field(default_factory=list)
     prints: list[int] = field(default_factory=list)  # identifier fingerprints (in-file dedupe)
 
     @property
@@ -290,6 +297,8 @@ def parse_row(line: int, cells: list[str], columns: list[tuple[int, str, str]]) 
                 row.points = parse_int(value)
             elif target == "favorite_store":
                 row.store = value.strip()
+        except PlaceholderIdentifier as exc:
+            row.warnings.append(f"{header}: {exc.messages[0].rstrip('.')}")
         except ValidationError as exc:
             message = exc.messages[0].rstrip(".")
             row.errors.append(f"{header}: {message}")

@@ -107,7 +107,7 @@ class ImportIssue(models.Model):
 
     job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="issues")
     line = models.IntegerField()
-    outcome = models.CharField(max_length=8)  # skipped / error
+    outcome = models.CharField(max_length=8)  # skipped / error / warning (taken, see reason)
     reason = models.CharField(max_length=300)
     raw = models.JSONField(default=list)
     persona_id = models.IntegerField(null=True, blank=True)

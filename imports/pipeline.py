@@ -55,6 +55,7 @@ class RowResult:
     reason: str = ""
     raw: list[str] = field(default_factory=list)
     persona_id: int | None = None
+    warning: str = ""  # taken, without a cell that identifies nobody
 
 
 @dataclass
@@ -225,9 +226,8 @@ class Importer:
         if row.errors:
             return row, RowResult(line, "error", "; ".join(row.errors) + ".", cells)
         if not any(row.fields.get(k) for k in ("phone", "email", "customer_id")):
-            return row, RowResult(
-                line, "error", "No phone, email or customer ID to identify the customer.", cells
-            )
+            why = "No phone, email or customer ID to identify the customer"
+            return row, RowResult(line, "error", "; ".join([why, *row.warnings]) + ".", cells)
         row.prints = [
             fingerprint(k, str(row.fields[k]))
             for k in ("phone", "email", "customer_id")
@@ -447,6 +447,11 @@ class Importer:
             self._write(creates, updates, results)
         else:
             self._plan_only(creates, updates, results)
+        for row in parsed:
+            taken = results[row.line]
+            if row.warnings and taken.outcome in ("created", "updated", "unchanged"):
+                taken.warning = "; ".join(row.warnings) + "."
+                taken.raw = taken.raw or row.raw
         return [results[line] for line, _ in batch]
 
     def _actor(self, line: int) -> Actor:
@@ -686,13 +691,13 @@ def _commit_batch(
         issues = []
         for result in results:
             counts.add(result.outcome)
-            if result.outcome in ("skipped", "error"):
+            if result.outcome in ("skipped", "error") or result.warning:
                 issues.append(
                     ImportIssue(
                         job_id=job_id,
                         line=result.line,
-                        outcome=result.outcome,
-                        reason=result.reason[:300],
+                        outcome="warning" if result.warning else result.outcome,
+                        reason=(result.warning or result.reason)[:300],
                         raw=storable(result.raw),
                         persona_id=result.persona_id,
                     )

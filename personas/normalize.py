@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import re
 import unicodedata
+from functools import lru_cache
 
 import phonenumbers
 from django.conf import settings
@@ -13,6 +14,40 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 _SPACES = re.compile(r"\s+")
+# Bidirectional embedding/override/isolate controls: they can make a name read backwards.
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+
+
+class PlaceholderIdentifier(ValidationError):
+    """A value that stands for "no phone" or "no email" (000-000-0000, none@…, test@…).
+
+    It identifies nobody: callers keep the customer without it (with a warning) and it never
+    matches anyone.
+    """
+
+
+def strip_format_characters(text: str) -> str:
+    """``text`` without Unicode format characters (category Cf: zero-width space, joiner and
+    non-joiner, word joiner, BOM, soft hyphen, bidi controls). For identifiers."""
+    if text.isascii():
+        return text
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+
+
+def clean_name(text: str) -> str:
+    """A name or other free text: format characters removed at the ends, bidi controls
+    removed everywhere (a zero-width joiner inside an emoji sequence stays)."""
+    if text.isascii():
+        return text
+    text = _BIDI.sub("", text)
+    start, end = 0, len(text)
+    while start < end and (text[start].isspace() or unicodedata.category(text[start]) == "Cf"):
+        start += 1
+    while end > start and (text[end - 1].isspace() or unicodedata.category(text[end - 1]) == "Cf"):
+        end -= 1
+    return text[start:end]
+
+
 # Control characters, and unpaired surrogates (not text at all: no database can store them).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
@@ -40,7 +75,7 @@ def clean_text(value: object, *, max_length: int, label: str) -> str:
         if len(stripped) > max_length:
             raise ValidationError(f"{label} is longer than {max_length} characters.")
         return stripped
-    text = _SPACES.sub(" ", text).strip()
+    text = clean_name(_SPACES.sub(" ", text).strip())
     if _CONTROL.search(text):
         raise ValidationError(f"{label} contains control characters.")
     if len(text) > max_length:
@@ -58,7 +93,10 @@ _PLAIN_EMAIL = re.compile(
 
 
 def normalize_email(value: object) -> str | None:
-    text = "" if value is None else str(value).strip()
+    """The one form of an email address (lower case, no format characters), or None when
+    blank. Raises ValidationError when it is not an address, ``PlaceholderIdentifier`` when it
+    stands for "no email" (``PERSONAS_PLACEHOLDER_EMAIL_USERS``)."""
+    text = strip_format_characters("" if value is None else str(value)).strip()
     if not text:
         return None
     text = text.lower()
@@ -66,7 +104,16 @@ def normalize_email(value: object) -> str | None:
         raise ValidationError("Enter a valid email address.")
     if _PLAIN_EMAIL.fullmatch(text) is None:
         validate_email(text)
+    if is_placeholder_email(text):
+        raise PlaceholderIdentifier(
+            "This email stands for “no email” and identifies nobody: kept without it."
+        )
     return text
+
+
+def is_placeholder_email(email: str) -> bool:
+    user = email.rsplit("@", 1)[0]
+    return user in settings.PERSONAS_PLACEHOLDER_EMAIL_USERS
 
 
 # Regions whose numbers are North American (country code 1, national prefix 1): a plain
@@ -78,28 +125,89 @@ _PHONE_PUNCTUATION = str.maketrans("", "", " ()-.")
 
 
 def normalize_phone(value: object, region: str | None = None) -> str | None:
-    """Parse a phone number typed in any common format into E.164, or None when blank."""
-    text = "" if value is None else str(value).strip()
+    """Parse a phone number typed in any common format into E.164, or None when blank.
+
+    The number must be valid for its region (``phonenumbers.is_valid_number``), not merely of
+    a possible length; the message says why not. A number made of one repeated digit or a
+    run of consecutive digits (000-000-0000, 123-456-7890) raises ``PlaceholderIdentifier``.
+    An extension is ignored here (``phone_extension`` reads it).
+    """
+    text = strip_format_characters("" if value is None else str(value)).strip()
     if not text:
         return None
     if text.startswith("+1") and len(text) == 12 and text[2] in "23456789" and text.isascii():
         if text[2:].isdigit():  # already E.164 for a North American number
-            return text
+            return _checked_nanp(text[2:])
     region = region or settings.PHONE_DEFAULT_REGION
     if region in _NANP_REGIONS:
         digits = text.translate(_PHONE_PUNCTUATION)
         if digits.isascii() and digits.isdigit():
             if len(digits) == 10 and digits[0] in "23456789":
-                return "+1" + digits
+                return _checked_nanp(digits)
             if len(digits) == 11 and digits[0] == "1" and digits[1] in "23456789":
-                return "+" + digits
+                return _checked_nanp(digits[1:])
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
         raise ValidationError("Enter a valid phone number.") from exc
-    if not phonenumbers.is_possible_number(number):
+    national = str(number.national_number)
+    if _is_placeholder_digits(national):
+        raise _placeholder_phone()
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    if reason == phonenumbers.ValidationResult.TOO_SHORT:
+        raise ValidationError("This phone number is too short: add the area code.")
+    if reason != phonenumbers.ValidationResult.IS_POSSIBLE:
         raise ValidationError("Enter a valid phone number.")
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationError("This is not a real phone number: check the digits.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def phone_extension(value: object) -> str:
+    """The extension typed with a phone number ("ext. 12", "x12", ";ext=12"), or ""."""
+    text = strip_format_characters("" if value is None else str(value)).strip()
+    if not text or text.isdigit():
+        return ""
+    try:
+        number = phonenumbers.parse(text, settings.PHONE_DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        return ""
+    return number.extension or ""
+
+
+def _placeholder_phone() -> PlaceholderIdentifier:
+    return PlaceholderIdentifier(
+        "This phone number stands for “no phone” and identifies nobody: kept without it."
+    )
+
+
+_RUNS = ("0123456789", "1234567890", "9876543210", "0987654321")
+
+
+def _is_placeholder_digits(national: str) -> bool:
+    """One repeated digit, or consecutive digits, over a whole national number."""
+    if len(set(national)) == 1:
+        return True
+    return any(national in run * 2 for run in _RUNS)
+
+
+def _checked_nanp(national: str) -> str:
+    """E.164 of a 10-digit North American number, or the error of an unreal one."""
+    if _is_placeholder_digits(national):
+        raise _placeholder_phone()
+    if not _nanp_prefix_valid(national[:6]):
+        raise ValidationError("This is not a real phone number: check the area code and digits.")
+    return "+1" + national
+
+
+@lru_cache(maxsize=65536)
+def _nanp_prefix_valid(prefix: str) -> bool:
+    """Validity of North American numbers depends on their area code and exchange (the first
+    six digits) in phonenumbers' metadata; a property test compares this with the full check
+    on random numbers. Cached: imports check many numbers of few exchanges."""
+    return phonenumbers.is_valid_number(
+        phonenumbers.PhoneNumber(country_code=1, national_number=int(prefix + "0100"))
+    )
 
 
 def try_phone(value: str, region: str | None = None) -> str | None:

@@ -44,6 +44,7 @@ from ..models import (
     Store,
 )
 from ..normalize import (
+    PlaceholderIdentifier,
     clean_text,
     name_key,
     normalize_email,
@@ -351,6 +352,8 @@ class _Clean:
     add: list[tuple[str, Any]]
     set: list[tuple[str, Any]]
     remove: list[str]
+    # Identifiers left out because they identify nobody (placeholders), with why.
+    warnings: list[str] = field(default_factory=list)
 
 
 def validate(changeset: Changeset, *, creating: bool) -> _Clean:
@@ -361,6 +364,7 @@ def validate(changeset: Changeset, *, creating: bool) -> _Clean:
         errors.setdefault(key, []).extend(exc.messages)
 
     fields: dict[str, Any] = {}
+    warnings: list[str] = []
     allowed = EDITABLE_FIELDS + (CREATE_ONLY_FIELDS if creating else ())
     for name, value in changeset.fields.items():
         if name not in allowed:
@@ -368,6 +372,8 @@ def validate(changeset: Changeset, *, creating: bool) -> _Clean:
             continue
         try:
             fields[name] = _validate_field(name, value)
+        except PlaceholderIdentifier as exc:
+            warnings.extend(exc.messages)  # the customer is kept without it
         except ValidationError as exc:
             err(name, exc)
 
@@ -416,7 +422,7 @@ def validate(changeset: Changeset, *, creating: bool) -> _Clean:
         errors.setdefault("status", []).append("Unknown status.")
     if errors:
         raise ChangeError(errors)
-    return _Clean(fields, add, set_, remove)
+    return _Clean(fields, add, set_, remove, warnings)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,6 +437,7 @@ class Plan:
     points_entries: list[PointsEntry] = field(default_factory=list)
     messages: list[tuple[str, str]] = field(default_factory=list)  # (channel, template)
     attribute_ops: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     dirty_fields: set[str] = field(default_factory=set)
     deferred_messages: list[tuple[str, str]] = field(default_factory=list)
     address_writes: list[AddressWrite] = field(default_factory=list)
@@ -709,7 +716,7 @@ def plan_changes(
     now = now or timezone.now()
     creating = persona.pk is None
     clean = validate(changeset, creating=creating)
-    plan = Plan(persona)
+    plan = Plan(persona, warnings=clean.warnings)
 
     if not creating and changeset.expected:
         stale = [k for k, v in changeset.expected.items() if _current(persona, k) != v]
@@ -859,6 +866,7 @@ class ChangeResult:
     changed: bool
     event: AuditEvent | None
     attribute_ops: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
 
 
 def _audit(plan: Plan, actor: Actor, action: str, note: str, now: dt.datetime) -> AuditEvent:
@@ -996,7 +1004,7 @@ def create(
             _notify([plan], [actor], created=True)
     except IntegrityError as exc:
         raise _integrity_to_duplicate(persona, exc) from exc
-    return ChangeResult(persona, True, event, plan.attribute_ops)
+    return ChangeResult(persona, True, event, plan.attribute_ops, plan.warnings)
 
 
 def apply(persona: Persona | int, changeset: Changeset, actor: Actor) -> ChangeResult:
@@ -1021,7 +1029,7 @@ def apply(persona: Persona | int, changeset: Changeset, actor: Actor) -> ChangeR
         raise _integrity_to_duplicate(target, exc) from exc
     if isinstance(persona, Persona):
         persona.refresh_from_db()
-    return ChangeResult(locked, True, event, plan.attribute_ops)
+    return ChangeResult(locked, True, event, plan.attribute_ops, plan.warnings)
 
 
 @dataclass

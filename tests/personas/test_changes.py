@@ -251,19 +251,19 @@ def test_text_no_database_can_store_is_refused_and_changes_nothing(changeset, me
 
 def test_phone_is_stored_as_e164_and_indexes_are_kept_in_step():
     result = changes.create(
-        Changeset(fields={"first_name": "Zoë", "last_name": "Núñez", "phone": "(555) 123-4567"}),
+        Changeset(fields={"first_name": "Zoë", "last_name": "Núñez", "phone": "(415) 555-0147"}),
         Actor.system(),
     )
     persona = Persona.objects.get(pk=result.persona.pk)
-    assert persona.phone == "+15551234567"
-    assert persona.phone_rev == "76543215551"
+    assert persona.phone == "+14155550147"
+    assert persona.phone_rev == "74105555141"
     assert (persona.first_key, persona.last_key) == ("zoe", "nunez")
 
 
 def test_duplicate_active_phone_is_refused_with_the_existing_persona():
-    existing = PersonaFactory(phone="+15551234567")
+    existing = PersonaFactory(phone="+14155550147")
     with pytest.raises(DuplicatePersonaError) as info:
-        changes.create(Changeset(fields={"phone": "+1 555 123 4567"}), Actor.system())
+        changes.create(Changeset(fields={"phone": "+1 415 555 0147"}), Actor.system())
     assert info.value.existing == existing
 
 
@@ -305,8 +305,8 @@ def test_archived_persona_earns_no_points():
 
 
 def test_unarchive_is_refused_when_an_active_persona_holds_the_phone():
-    archived = PersonaFactory(phone="+15550001111", status="archived")
-    PersonaFactory(phone="+15550001111")
+    archived = PersonaFactory(phone="+14155550111", status="archived")
+    PersonaFactory(phone="+14155550111")
     with pytest.raises(DuplicatePersonaError, match="merge"):
         changes.apply(archived, Changeset(status=("active", "")), system())
 

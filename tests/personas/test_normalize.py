@@ -10,6 +10,7 @@ import unicodedata
 
 import phonenumbers
 import pytest
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from hypothesis import given
@@ -20,6 +21,8 @@ from personas.normalize import clean_text, name_key, normalize_email, normalize_
 
 
 def _reference_phone(text: str, region: str) -> str | None:
+    """phonenumbers' full parse and validity check, and the placeholder rule (one repeated
+    digit or consecutive digits over the whole national number)."""
     text = text.strip()
     if not text:
         return None
@@ -27,9 +30,15 @@ def _reference_phone(text: str, region: str) -> str | None:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         return "invalid"
-    if not phonenumbers.is_possible_number(number):
+    national = str(number.national_number)
+    if len(set(national)) == 1 or any(national in run * 2 for run in _RUNS):
+        return "invalid"
+    if not phonenumbers.is_possible_number(number) or not phonenumbers.is_valid_number(number):
         return "invalid"
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+_RUNS = ("0123456789", "1234567890", "9876543210", "0987654321")
 
 
 def _ours_phone(text: str, region: str) -> str | None:
@@ -50,6 +59,15 @@ def test_phone_fast_path_matches_phonenumbers(text, region):
     assert _ours_phone(text, region) == _reference_phone(text, region)
 
 
+@hsettings(max_examples=3000, deadline=None)
+@given(national=st.integers(2_000_000_000, 9_999_999_999))
+def test_north_american_validity_by_exchange_matches_the_full_check(national):
+    """The fast path decides validity by area code and exchange (cached): the same answer as
+    phonenumbers' full check of the whole number."""
+    text = str(national)
+    assert _ours_phone(text, "US") == _reference_phone(text, "US")
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -66,7 +84,9 @@ def test_common_us_formats(text):
 
 
 def _reference_email(text: str) -> str | None:
-    text = text.strip()
+    """Django's validator after removing format characters (category Cf), and the
+    placeholder user names refused."""
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf").strip()
     if not text:
         return None
     text = text.lower()
@@ -75,6 +95,8 @@ def _reference_email(text: str) -> str | None:
     try:
         validate_email(text)
     except ValidationError:
+        return "invalid"
+    if text.rsplit("@", 1)[0] in settings.PERSONAS_PLACEHOLDER_EMAIL_USERS:
         return "invalid"
     return text
 

@@ -21,11 +21,11 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 def test_list_shows_key_details(staff_client):
-    PersonaFactory(first_name="Avery", last_name="Stone", phone="+15551234567", points_balance=120)
+    PersonaFactory(first_name="Avery", last_name="Stone", phone="+14155550147", points_balance=120)
     response = staff_client.get(reverse("personas:list"))
     body = response.content.decode()
     assert response.status_code == 200
-    assert "Avery Stone" in body and "(555) 123-4567" in body and "120" in body
+    assert "Avery Stone" in body and "(415) 555-0147" in body and "120" in body
 
 
 def test_list_query_count_does_not_grow_with_rows(staff_client, django_assert_max_num_queries):
@@ -240,7 +240,7 @@ def test_create_through_the_drawer_creates_and_audits(
             {
                 "first_name": "Dana",
                 "last_name": "Reyes",
-                "phone": "(555) 987-6543",
+                "phone": "(415) 555-0176",
                 "email": "Dana@Example.com",
                 "signup_form": form.pk,
                 "loyalty": "on",
@@ -251,7 +251,7 @@ def test_create_through_the_drawer_creates_and_audits(
     assert response.status_code == 200
     assert "personaCreated" in response.headers["HX-Trigger"]
     persona = Persona.objects.get(email="dana@example.com")
-    assert persona.phone == "+15559876543"
+    assert persona.phone == "+14155550176"
     assert persona.entry_source == "signup_form" and persona.signup_form == form
     assert persona.loyalty_enrolled and persona.text_consent == "pending"
     event = AuditEvent.objects.get(persona=persona)
@@ -266,14 +266,14 @@ def test_create_with_invalid_data_shows_errors_in_the_drawer(staff_client):
     body = response.content.decode()
     assert response.status_code == 200
     assert 'role="dialog"' in body
-    assert "Enter a valid phone number." in body and "Enter a valid email address." in body
+    assert "too short: add the area code" in body and "Enter a valid email address." in body
     assert not Persona.objects.exists()
 
 
 def test_create_duplicate_links_to_the_existing_persona(staff_client):
-    existing = PersonaFactory(phone="+15551112222")
+    existing = PersonaFactory(phone="+14155550122")
     response = staff_client.post(
-        reverse("personas:create"), {"first_name": "F", "phone": "555-111-2222"}, **HTMX
+        reverse("personas:create"), {"first_name": "F", "phone": "415-555-0122"}, **HTMX
     )
     body = response.content.decode()
     assert existing.get_absolute_url() in body
@@ -353,13 +353,13 @@ def test_edit_traits_refuses_bad_typed_values_and_changes_nothing(staff_client):
 
 
 def test_archive_and_unarchive(staff_client):
-    persona = PersonaFactory(phone="+15553334444")
+    persona = PersonaFactory(phone="+14155550144")
     staff_client.post(reverse("personas:archive", args=[persona.pk]), {"reason": "Duplicate"})
     persona.refresh_from_db()
     assert persona.status == "archived" and persona.archived_reason == "Duplicate"
     listed = staff_client.get(reverse("personas:archived")).content.decode()
-    assert "(555) 333-4444" in listed
-    search = staff_client.get(reverse("personas:list"), {"q": "5553334444"}, **HTMX)
+    assert "(415) 555-0144" in listed
+    search = staff_client.get(reverse("personas:list"), {"q": "4155550144"}, **HTMX)
     assert "No active persona matches" in search.content.decode()
     staff_client.post(reverse("personas:unarchive", args=[persona.pk]))
     persona.refresh_from_db()
@@ -376,8 +376,8 @@ def test_archived_view_shows_email_when_there_is_no_phone(staff_client):
 
 
 def test_unarchive_conflict_points_to_merge(staff_client):
-    archived = PersonaFactory(phone="+15550009999", status="archived")
-    PersonaFactory(phone="+15550009999")
+    archived = PersonaFactory(phone="+14155550199", status="archived")
+    PersonaFactory(phone="+14155550199")
     response = staff_client.post(reverse("personas:unarchive", args=[archived.pk]), follow=True)
     assert "merge" in response.content.decode()
     archived.refresh_from_db()
@@ -392,8 +392,8 @@ def test_a_posted_next_only_ever_leads_back_into_this_site(client_for, target):
     a value that is no path at all (Django's redirect() would try it as a view name) lands on
     the page the form came from instead of a 500."""
     client = client_for("Manager")
-    archived = PersonaFactory(phone="+15550009998", status="archived")
-    PersonaFactory(phone="+15550009998")
+    archived = PersonaFactory(phone="+14155550198", status="archived")
+    PersonaFactory(phone="+14155550198")
     a, b = PersonaFactory(), PersonaFactory()
     posts = [
         (reverse("personas:unarchive", args=[archived.pk]), {}, "personas:archived"),
