@@ -137,12 +137,20 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "personas:list"
 LOGOUT_REDIRECT_URL = "login"
 
-# Lock out after repeated failed sign-ins (per username and address).
+# Lock out after repeated failed sign-ins: AXES_FAILURE_LIMIT per username and address, and
+# PERSONAS_SIGNIN_FAILURES_PER_ADDRESS per address whatever the usernames (one password tried
+# across many accounts), both within AXES_COOLOFF_TIME (personas.client.SigninThrottleHandler).
+# The address is the client address of every rate limit (PERSONAS_TRUSTED_PROXY_COUNT below).
 AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "10"))
 AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
+AXES_HANDLER = "personas.client.SigninThrottleHandler"
+AXES_CLIENT_IP_CALLABLE = "personas.client.axes_client_ip"  # takes precedence over django-ipware
+PERSONAS_SIGNIN_FAILURES_PER_ADDRESS = int(
+    os.environ.get("PERSONAS_SIGNIN_FAILURES_PER_ADDRESS", "30")
+)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TIME_ZONE", "America/New_York")
@@ -250,11 +258,23 @@ FILE_UPLOAD_HANDLERS = [
 PERSONAS_CODE_TTL_MINUTES = int(os.environ.get("PERSONAS_CODE_TTL_MINUTES", "10"))
 PERSONAS_CODE_MAX_ATTEMPTS = 5
 PERSONAS_SIGNUP_RATE_PER_CLIENT = (20, 3600)
-PERSONAS_TRUST_X_FORWARDED_FOR = env_bool("PERSONAS_TRUST_X_FORWARDED_FOR", False)
+# Reverse proxies in front of the app that append to X-Forwarded-For (0: the client is
+# REMOTE_ADDR). The client address of every rate limit and sign-in lock-out is the N-th hop
+# from the right of X-Forwarded-For + REMOTE_ADDR (personas.client.client_address). The older
+# PERSONAS_TRUST_X_FORWARDED_FOR=1 still means one proxy when the count is not set.
+PERSONAS_TRUSTED_PROXY_COUNT = int(
+    os.environ.get(
+        "PERSONAS_TRUSTED_PROXY_COUNT",
+        "1" if env_bool("PERSONAS_TRUST_X_FORWARDED_FOR", False) else "0",
+    )
+)
+if PERSONAS_TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("PERSONAS_TRUSTED_PROXY_COUNT must be 0 or more.")
 PERSONAS_CODE_RATE_PER_CLIENT = (10, 3600)  # requests per window (seconds) per client address
 PERSONAS_CODE_RATE_PER_IDENTIFIER = (3, 3600)  # codes per window per phone/email
 
-# Rate-limit counters live in the cache: shared Redis when several web servers run.
+# Rate-limit counters live in the cache: shared Redis when several web servers run. In
+# production a per-process cache is a startup error (personas.E002, run by migrate and check).
 if os.environ.get("REDIS_URL"):
     CACHES = {
         "default": {

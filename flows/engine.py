@@ -40,6 +40,7 @@ from personas.services.changes import (
     ConsentAction,
     ConsentOp,
 )
+from personas.services.identity import customer_for
 
 from .definition import SPLIT_OPERATORS, next_step
 from .models import Flow, FlowRun, FlowStepLog, FlowVersion
@@ -284,11 +285,11 @@ def _step_look_up(props, ctx, persona, actor, now) -> StepResult:
             email = normalize_email(raw)
         except ValidationError:
             return StepResult("failed", inputs, error="Not a valid email address.")
-        found = Persona.objects.filter(email=email, status=PersonaStatus.ACTIVE).first()
+        found = customer_for(email=email, include_hidden=True)
     else:
         phone = try_phone(raw)
         if phone:
-            found = Persona.objects.filter(phone=phone, status=PersonaStatus.ACTIVE).first()
+            found = customer_for(phone=phone, include_hidden=True)
         if found is None:
             found = Persona.objects.filter(
                 Q(customer_id=raw) | Q(pk=int(raw) if raw.isdigit() and len(raw) < 12 else -1),

@@ -133,6 +133,44 @@ def _existing_rows(key: str, values: list[str]) -> list[tuple]:
     return out
 
 
+def _survivors(key: str, values: list[str]) -> dict[str, Existing]:
+    """``value → surviving active persona`` for values held only by merged-away personas
+    (chains followed; a few queries per batch, none when no value is missing)."""
+    if not values:
+        return {}
+    meta = Persona._meta
+    column = meta.get_field(key).column
+    merged = select_in(
+        meta.db_table,
+        [column, "merged_into_id"],
+        column,
+        values,
+        where="status = %s",
+        params=[PersonaStatus.MERGED.value],
+    )
+    target = {value: into for value, into in merged if into}
+    for _ in range(10):  # follow chains of merges
+        chain = dict(
+            select_in(
+                meta.db_table,
+                ["id", "merged_into_id"],
+                "id",
+                sorted(set(target.values())),
+                where="status = %s",
+                params=[PersonaStatus.MERGED.value],
+            )
+        )
+        if not chain:
+            break
+        target = {v: chain.get(t, t) or t for v, t in target.items()}
+    rows = {
+        row[0]: Existing(row)
+        for row in _existing_rows("id", sorted(set(target.values())))
+        if row[1] == PersonaStatus.ACTIVE
+    }
+    return {v: rows[t] for v, t in target.items() if t in rows}
+
+
 class Existing:
     """An existing persona as read for matching (the attributes ``Persona`` has)."""
 
@@ -259,6 +297,12 @@ class Importer:
                 value = getattr(persona, key)
                 if value and value in wanted:
                     found.setdefault((key, value), []).append(persona)
+        # Identifiers nobody active or archived holds may belong to a merged-away persona:
+        # they resolve to its survivor (the profile staff kept), never to a new duplicate.
+        for key in ("phone", "email"):
+            missing = [v for v in values[key] if (key, v) not in found]
+            for value, survivor in _survivors(key, missing).items():
+                found[(key, value)] = [survivor]
         return found
 
     def _match(

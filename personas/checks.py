@@ -1,4 +1,5 @@
-"""System checks run by ``manage.py check --deploy``."""
+"""System checks: personas.E001 runs with ``manage.py check --deploy``; personas.E002 runs with
+every check (``check``, ``migrate``, ``runserver``), so a production start fails on it."""
 
 from __future__ import annotations
 
@@ -41,3 +42,32 @@ def check_inbound_webhooks_are_verified(
             "is empty, so Twilio's request signatures cannot be checked."
         )
     return [Error(message, hint=HINT, id="personas.E001") for message in problems]
+
+
+PER_PROCESS_CACHES = {
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+}
+
+
+@register(Tags.caches)
+def check_production_cache_is_shared(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """personas.E002: in production the rate limits (one-time codes, signup forms) count in the
+    default cache; a per-process cache gives every gunicorn worker and server its own counters.
+
+    Registered without ``deploy=True`` on purpose: ``migrate`` (the release step) and ``check``
+    refuse to run, not only ``check --deploy``."""
+    if not getattr(settings, "PRODUCTION", False):
+        return []
+    backend = settings.CACHES.get("default", {}).get("BACKEND", "")
+    if backend not in PER_PROCESS_CACHES:
+        return []
+    return [
+        Error(
+            f"The default cache ({backend}) is kept per process: rate limits and one-time-code "
+            "limits would be per process, so every web worker and server would allow its own "
+            "quota of codes and requests.",
+            hint="Set REDIS_URL to a Redis server every web process shares.",
+            id="personas.E002",
+        )
+    ]

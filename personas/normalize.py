@@ -150,11 +150,22 @@ def normalize_phone(value: object, region: str | None = None) -> str | None:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
         raise ValidationError("Enter a valid phone number.") from exc
-    national = str(number.national_number)
-    if _is_placeholder_digits(national):
+    typed = "".join(ch for ch in text.split("x")[0].split(";")[0] if ch.isdigit())
+    country = str(number.country_code)
+    if any(
+        _is_placeholder_digits(digits)
+        for digits in (
+            phonenumbers.national_significant_number(number),
+            typed,
+            typed.removeprefix(country),
+        )
+    ):
         raise _placeholder_phone()
     reason = phonenumbers.is_possible_number_with_reason(number)
-    if reason == phonenumbers.ValidationResult.TOO_SHORT:
+    if reason in (
+        phonenumbers.ValidationResult.TOO_SHORT,
+        phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
+    ):
         raise ValidationError("This phone number is too short: add the area code.")
     if reason != phonenumbers.ValidationResult.IS_POSSIBLE:
         raise ValidationError("Enter a valid phone number.")
@@ -185,7 +196,10 @@ _RUNS = ("0123456789", "1234567890", "9876543210", "0987654321")
 
 
 def _is_placeholder_digits(national: str) -> bool:
-    """One repeated digit, or consecutive digits, over a whole national number."""
+    """One repeated digit, or consecutive digits, over a whole national number (of a real
+    number's length: "12" is too short, not a placeholder)."""
+    if len(national) < 7:
+        return False
     if len(set(national)) == 1:
         return True
     return any(national in run * 2 for run in _RUNS)

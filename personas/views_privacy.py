@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -19,6 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from . import selectors
+from .client import request_client_address
 from .forms_privacy import CodeForm, DataRequestForm, EraseForm
 from .models import ErasureRequest
 from .roles import Cap, require_cap
@@ -81,10 +81,9 @@ def privacy_settings(request: HttpRequest) -> HttpResponse:
 
 
 def _client_key(request: HttpRequest) -> str:
-    address = request.META.get("REMOTE_ADDR", "")
-    if settings.PERSONAS_TRUST_X_FORWARDED_FOR:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        address = forwarded.split(",")[0].strip() or address
+    """The rate-limit key of the client address (personas.client: the rightmost hop that is
+    not one of our PERSONAS_TRUSTED_PROXY_COUNT proxies, never an entry the client wrote)."""
+    address = request_client_address(request)
     return hashlib.sha256(address.encode()).hexdigest()[:32]
 
 

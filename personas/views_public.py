@@ -31,6 +31,7 @@ from .services.changes import (
     ConsentOp,
     apply,
 )
+from .services.identity import customer_for
 from .services.privacy import parse_identifier
 from .views_privacy import _client_key
 
@@ -196,13 +197,7 @@ def wallet_verify(request: HttpRequest) -> HttpResponse:
             ident = otp.identifiers_of(challenge)[0]
             challenge.delete()
             request.session.pop(_WALLET_CHALLENGE, None)
-            persona = (
-                Persona.objects.filter(
-                    status=PersonaStatus.ACTIVE, hidden=False, **{ident.kind: ident.value}
-                )
-                .order_by("id")
-                .first()
-            )
+            persona = customer_for(**{ident.kind: ident.value})
             if persona is None:
                 return render(request, "personas/public/wallet_none.html")
             request.session.cycle_key()

@@ -1,7 +1,7 @@
 from .audit import AuditEvent
 from .consent import ADDRESS_CHANNELS, Channel, ConsentChange, ConsentState, ContactConsent
 from .ledger import PointsEntry, Purchase
-from .merge import MergeRecord, NotDuplicate
+from .merge import MergeRecord, NotDuplicate, PossibleDuplicate
 from .messages import InboundMessage, OutboundMessage
 from .persona import EntrySource, FavoriteStoreSource, Persona, PersonaStatus
 from .privacy import BlocklistEntry, BlocklistRecovery, ErasureRequest, VerificationChallenge
@@ -21,6 +21,7 @@ __all__ = [
     "InboundMessage",
     "MergeRecord",
     "NotDuplicate",
+    "PossibleDuplicate",
     "FavoriteStoreSource",
     "OutboundMessage",
     "Persona",

@@ -51,3 +51,21 @@ class NotDuplicate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.low_id} ≠ {self.high_id}"
+
+
+class PossibleDuplicate(models.Model):
+    """A pair staff should look at: a public submission used an identifier of an existing
+    customer without proving it, so it became a separate persona instead of being linked."""
+
+    persona = models.ForeignKey("personas.Persona", on_delete=models.CASCADE, related_name="+")
+    other = models.ForeignKey("personas.Persona", on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["persona", "other"], name="uniq_possible_duplicate")
+        ]
+
+    def __str__(self) -> str:
+        return f"Possible duplicate #{self.persona_id} ~ #{self.other_id}"

@@ -33,6 +33,7 @@ from ..models import (
     Persona,
     PersonaStatus,
     PointsEntry,
+    PossibleDuplicate,
     Purchase,
 )
 from . import consent as consent_rules
@@ -464,6 +465,38 @@ def duplicate_candidates(limit: int = 100) -> list[Candidate]:
             for b in group[i + 1 :]:
                 if a.email and b.email and _similar_email(a.email, b.email):
                     add([a, b], 60, "Same name, similar email")
+    # Public submissions that named a customer's identifier without proving it.
+    flagged = (
+        PossibleDuplicate.objects.filter(persona__hidden=False, other__hidden=False)
+        .select_related("persona", "other")
+        .order_by("-id")[:limit]
+    )
+    for flag in flagged:
+        pair = [flag.persona, flag.other]
+        if all(p.status in (PersonaStatus.ACTIVE, PersonaStatus.ARCHIVED) for p in pair):
+            add(pair, 90, flag.reason)
+    # A persona holding an identifier of a merged-away persona: the same customer as the
+    # survivor, most likely (imported or signed up again with the old phone or email).
+    for column, label in (("phone", "phone number"), ("email", "email")):
+        merged = list(
+            Persona.objects.filter(status=PersonaStatus.MERGED, hidden=False)
+            .exclude(**{f"{column}__isnull": True})
+            .order_by("-id")[:limit]
+        )
+        holders: dict[str, list[Persona]] = {}
+        values = {getattr(old, column) for old in merged}
+        for other in visible.filter(**{f"{column}__in": values}):
+            holders.setdefault(getattr(other, column), []).append(other)
+        for old in merged:
+            others = holders.get(getattr(old, column), [])
+            if not others:
+                continue
+            survivor = follow_chain(old)
+            if survivor.status != PersonaStatus.ACTIVE or survivor.hidden:
+                continue
+            for other in others[:5]:
+                if other.pk != survivor.pk:
+                    add([survivor, other], 95, f"Has the {label} of a persona merged into this one")
     dismissed = set(
         NotDuplicate.objects.filter(
             Q(low_id__in=[k[0] for k in pairs]) | Q(high_id__in=[k[1] for k in pairs])

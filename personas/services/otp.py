@@ -3,7 +3,8 @@
 Used by the public data-controls page (and the wallet sign-in). A challenge sends one code per
 identifier (text to the phone, email to the address); every code must be entered. Codes are
 stored as keyed hashes, expire, and allow a bounded number of attempts; requests are rate
-limited per client and per identifier through the cache (shared Redis in a multi-server set-up).
+limited per client and per identifier through the cache: shared Redis, required in production
+(personas.E002); the client is ``personas.client.client_address`` under the trusted proxies.
 Nothing here says whether an identifier belongs to a known persona.
 """
 

@@ -235,14 +235,15 @@ def _scrub_related(persona_ids: list[int], values: list[str]) -> None:
         hook(persona_ids, values)
 
 
-def _related_personas(persona: Persona) -> list[Persona]:
-    """The persona, every persona merged into it (any depth) and any that shares an identifier."""
+def _related_personas(persona: Persona, *, shared_identifiers: bool = True) -> list[Persona]:
+    """The persona, every persona merged into it (any depth) and, for staff
+    (``shared_identifiers``), any that shares an identifier with one of them."""
     found: dict[int, Persona] = {persona.pk: persona}
     frontier = [persona]
     while frontier:
         ids = [p.pk for p in frontier]
         q = Q(merged_into_id__in=ids)
-        for p in frontier:
+        for p in frontier if shared_identifiers else ():
             if p.phone:
                 q |= Q(phone=p.phone)
             if p.email:
@@ -334,7 +335,9 @@ def erase_by_identifiers(identifiers: list[Identifier], *, via: str) -> ErasureR
         )
         personas: dict[int, Persona] = {}
         for t in targets:
-            for p in _related_personas(t):
+            # Only what the proven identifiers hold (and what staff merged into it): never a
+            # persona reached through an identifier the customer did not prove.
+            for p in _related_personas(t, shared_identifiers=False):
                 personas.setdefault(p.pk, p)
         ids, digests, points = _erase_locked(list(personas.values()), actor)
         digests = sorted(

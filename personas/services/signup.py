@@ -1,14 +1,25 @@
-"""A customer signs up on a public signup form: create, or update the existing persona."""
+"""A customer signs up on a public signup form.
+
+Nobody proved anything on a public form, so (``services.identity``) a submission never adds,
+replaces or links an identifier on an existing customer and never changes their profile:
+
+* no identifier of the submission is held by anyone: a new persona, as asked;
+* some are held by existing customers: each held address may only ask for its own consent,
+  which that address then confirms itself (a YES from the number, a link to the address);
+  the identifiers nobody holds make a separate persona, flagged for staff as a possible
+  duplicate of each customer whose identifier was named.
+
+The page answers the same in every case, so it tells nobody whether a customer exists.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q
-
-from ..models import EntrySource, FavoriteStoreSource, Persona, PersonaStatus, SignupForm
-from .changes import Actor, Changeset, ConsentAction, ConsentOp, apply, create
+from ..models import ADDRESS_CHANNELS, EntrySource, FavoriteStoreSource, Persona, SignupForm
+from .changes import Actor, ChangeError, Changeset, ConsentAction, ConsentOp, apply, create
+from .identity import customer_for, flag_possible_duplicate
 
 
 @dataclass
@@ -19,63 +30,68 @@ class SignupResult:
 
 def submit(form: SignupForm, data: dict[str, Any]) -> SignupResult:
     """``data``: cleaned values (names, email, phone, birthday, store_id, email_opt_in,
-    text_opt_in). An existing customer (same phone or email) is updated: empty fields filled,
-    consents only raised, the store set with signup-form precedence."""
+    text_opt_in). Returns the persona created, if any."""
     actor = Actor.customer(f"signup form “{form.name}”", confirm_email=form.email_double_opt_in)
+    evidence = f"Signup form “{form.name}” (#{form.pk})"
     fields = {
         k: data[k]
         for k in ("first_name", "last_name", "email", "phone", "birthday")
         if data.get(k) not in (None, "")
     }
-    consents = []
-    if data.get("email_opt_in") and fields.get("email"):
-        consents.append(ConsentOp("email", ConsentAction.OPT_IN))
-    if data.get("text_opt_in") and fields.get("phone"):
-        # Nobody proved the phone on a public form: the consent rule makes it a double opt-in.
-        consents.append(ConsentOp("text", ConsentAction.OPT_IN))
+    wanted = {"email": bool(data.get("email_opt_in")), "text": bool(data.get("text_opt_in"))}
+    holders: dict[str, Persona] = {}
+    for kind in ("phone", "email"):
+        if fields.get(kind):
+            holder = customer_for(**{kind: fields[kind]}, include_hidden=True)
+            if holder is not None:
+                holders[kind] = holder
+    for kind, holder in holders.items():
+        # The address asks for its own consent; it confirms it itself. Nothing else changes.
+        ops = [
+            ConsentOp(channel, ConsentAction.OPT_IN)
+            for channel, on in wanted.items()
+            if on
+            and ADDRESS_CHANNELS[channel] == kind
+            and getattr(holder, kind) == fields[kind]
+            and holder.consent(channel) not in ("opted_in", "pending")
+            and not holder.hidden
+        ]
+        if ops:
+            try:
+                apply(
+                    holder,
+                    Changeset(
+                        consents=ops,
+                        action="signed up again",
+                        note=f"Signed up on “{form.name}”",
+                        evidence=evidence,
+                    ),
+                    actor,
+                )
+            except ChangeError:
+                pass  # e.g. the customer opted out themselves: only they can undo it
+        fields.pop(kind)
+    if holders and not (fields.get("phone") or fields.get("email")):
+        return SignupResult(None, False)
+    consents = [
+        ConsentOp(channel, ConsentAction.OPT_IN)
+        for channel, on in wanted.items()
+        if on and fields.get(ADDRESS_CHANNELS[channel])
+    ]
     store_id = data.get("store_id") or form.store_id
-    q = Q(pk__in=[])
-    if fields.get("phone"):
-        q |= Q(phone=fields["phone"])
-    if fields.get("email"):
-        q |= Q(email=fields["email"])
-    existing = (
-        Persona.objects.filter(q, status=PersonaStatus.ACTIVE).order_by("id").first()
-        if fields.get("phone") or fields.get("email")
-        else None
-    )
-    if existing is None:
-        changeset = Changeset(
-            fields={**fields, "signup_form_id": form.pk, "loyalty_enrolled": form.enrolls_loyalty},
-            consents=consents,
-            favorite_store=(store_id, FavoriteStoreSource.SIGNUP_FORM) if store_id else None,
-            note=f"Signed up on “{form.name}”",
-            evidence=f"Signup form “{form.name}” (#{form.pk})",
-        )
-        result = create(changeset, actor, entry_source=EntrySource.SIGNUP_FORM)
-        return SignupResult(result.persona, True)
-    fill = {k: v for k, v in fields.items() if getattr(existing, k) in (None, "")}
-    if fill.get("email") or fill.get("phone"):
-        # Another active persona may hold the other identifier: leave it for staff to merge.
-        for key in ("email", "phone"):
-            if (
-                fill.get(key)
-                and Persona.objects.filter(status=PersonaStatus.ACTIVE, **{key: fill[key]})
-                .exclude(pk=existing.pk)
-                .exists()
-            ):
-                fill.pop(key)
-    # Consents are only ever raised: an unticked box never opts anyone out.
-    raised = [op for op in consents if existing.consent(op.channel) not in ("opted_in", "pending")]
-    if form.enrolls_loyalty and not existing.loyalty_enrolled:
-        fill["loyalty_enrolled"] = True
     changeset = Changeset(
-        fields=fill,
-        consents=raised,
+        fields={**fields, "signup_form_id": form.pk, "loyalty_enrolled": form.enrolls_loyalty},
+        consents=consents,
         favorite_store=(store_id, FavoriteStoreSource.SIGNUP_FORM) if store_id else None,
-        action="signed up again",
         note=f"Signed up on “{form.name}”",
-        evidence=f"Signup form “{form.name}” (#{form.pk})",
+        evidence=evidence,
     )
-    result = apply(existing, changeset, actor)
-    return SignupResult(result.persona, False)
+    persona = create(changeset, actor, entry_source=EntrySource.SIGNUP_FORM).persona
+    for kind, holder in holders.items():
+        label = "phone number" if kind == "phone" else "email"
+        flag_possible_duplicate(
+            persona,
+            holder,
+            reason=f"Signed up with this customer's {label} without proving it",
+        )
+    return SignupResult(persona, True)

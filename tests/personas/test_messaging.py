@@ -291,7 +291,7 @@ def test_public_signup_creates_a_persona_with_the_form_as_source_and_store_prece
     assert persona.loyalty_enrolled
 
 
-def test_signup_of_an_existing_customer_updates_without_lowering_anything():
+def test_signup_of_an_existing_customer_changes_nothing_of_them_without_proof():
     app_store = StoreFactory(name="App pick")
     persona = PersonaFactory(
         phone=PHONE,
@@ -307,7 +307,7 @@ def test_signup_of_an_existing_customer_updates_without_lowering_anything():
     )
     persona.refresh_from_db()
     assert Persona.objects.count() == 1
-    assert persona.first_name == "Nia"
+    assert persona.first_name == ""  # nobody proved the phone: nothing of the customer changes
     assert (persona.email_consent, persona.text_consent) == ("opted_in", "opted_in")
     assert persona.favorite_store == app_store  # wallet beats signup form
 

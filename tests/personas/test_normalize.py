@@ -30,9 +30,14 @@ def _reference_phone(text: str, region: str) -> str | None:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         return "invalid"
-    national = str(number.national_number)
-    if len(set(national)) == 1 or any(national in run * 2 for run in _RUNS):
-        return "invalid"
+    typed = "".join(ch for ch in text.split("x")[0] if ch.isdigit())
+    for digits in (
+        phonenumbers.national_significant_number(number),
+        typed,
+        typed.removeprefix(str(number.country_code)),
+    ):
+        if len(digits) >= 7 and (len(set(digits)) == 1 or any(digits in run * 2 for run in _RUNS)):
+            return "invalid"
     if not phonenumbers.is_possible_number(number) or not phonenumbers.is_valid_number(number):
         return "invalid"
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
