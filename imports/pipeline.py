@@ -26,6 +26,7 @@ from django.utils import timezone
 from personas.models import Channel, Persona, PersonaStatus, PointsEntry, Store
 from personas.models.persona import EntrySource, FavoriteStoreSource
 from personas.services import changes
+from personas.services import consent as consent_rules
 from personas.services.bulkdb import select_in
 from personas.services.changes import (
     Actor,
@@ -358,7 +359,13 @@ class Importer:
     def _consent_ops(self, row: ParsedRow, persona: Existing | None) -> list[ConsentOp]:
         ops = []
         for channel, yes in row.consents.items():
-            state = persona.consent(channel) if persona is not None else "never"
+            if persona is not None:
+                state = persona.consent(channel)
+            else:  # a new persona starts from its address's own record
+                address = consent_rules.address_of(
+                    channel, phone=row.fields.get("phone"), email=row.fields.get("email")
+                )
+                state = consent_rules.record_for(channel, address).state
             if yes:
                 # An import never overrides an opt-out; push is never mapped.
                 if state in ("opted_in", "opted_out", "pending"):
@@ -429,6 +436,10 @@ class Importer:
     # -- one batch ------------------------------------------------------------------------------
 
     def process(self, batch: list[tuple[int, list[str]]]) -> list[RowResult]:
+        with consent_rules.batch():
+            return self._process(batch)
+
+    def _process(self, batch: list[tuple[int, list[str]]]) -> list[RowResult]:
         results: dict[int, RowResult] = {}
         candidates: list[ParsedRow] = []
         for line, cells in batch:
@@ -448,6 +459,10 @@ class Importer:
                     row.line, "skipped", f"Same customer as line {first} of this file.", row.raw
                 )
         found = self._lookup(parsed)
+        consent_rules.preload(
+            phones=[row.fields.get("phone") for row in parsed],
+            emails=[row.fields.get("email") for row in parsed],
+        )
         digests: dict[int, list[str]] = {}
         for row in parsed:
             digests[row.line] = [

@@ -53,9 +53,31 @@ def forwards(apps, schema_editor):
             key = (channel, digest)
             if key not in best or rank > best[key][0]:
                 best[key] = (rank, state, False)
+    # The latest choice the customer made themselves (a STOP or YES reply, the wallet…), per
+    # address, from the history: a customer's own opt-out stays theirs to undo.
+    choices: dict[tuple[str, str], str] = {}
+    history = (
+        ConsentChange.objects.filter(
+            actor_kind="customer", after__in=["opted_in", "opted_out"], channel__in=list(CHANNELS)
+        )
+        .order_by("created_at", "id")
+        .values_list("persona_id", "channel", "after")
+    )
+    for pid, channel, after in history.iterator(chunk_size=2000):
+        digest = digests.get(pid, {}).get(channel)
+        if digest:
+            choices[(channel, digest)] = after
+    keys = set(best) | set(choices)
     batch = [
-        ContactConsent(channel=c, digest=d, state=state, hard=False, updated_at=now)
-        for (c, d), (_, state, _) in best.items()
+        ContactConsent(
+            channel=c,
+            digest=d,
+            state=best[(c, d)][1] if (c, d) in best else "never",
+            hard=False,
+            customer_choice=choices.get((c, d), ""),
+            updated_at=now,
+        )
+        for (c, d) in keys
     ]
     ContactConsent.objects.bulk_create(batch, batch_size=500)
     for pid, by_channel in digests.items():

@@ -5,35 +5,57 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from django.db.models import Max
+from django.db.models import Q
 from django.utils import timezone
 
-from ..models import ConsentChange, Persona
+from ..models import ConsentState, ContactConsent, Persona, PersonaStatus
+from . import consent as consent_rules
 from .changes import Actor, Changeset, ConsentAction, ConsentOp, apply_many
+
+_CHANNELS = ("text", "email")
 
 
 def expire_double_opt_ins(now: dt.datetime | None = None) -> int:
-    """Pending text double opt-ins older than the setting go back to "never asked"."""
+    """Double opt-in requests (text and email) unanswered for PERSONAS_DOI_EXPIRY_DAYS go
+    back to "never asked".
+
+    Read from the addresses' records, whoever holds them now (an active, archived or merged
+    persona, or nobody): each holder changes through the mutation path (audited), and a record
+    nobody holds is reset on its own. Returns how many personas changed.
+    """
     now = now or timezone.now()
     cutoff = now - dt.timedelta(days=settings.PERSONAS_DOI_EXPIRY_DAYS)
-    stale = (
-        ConsentChange.objects.filter(
-            channel="text", after="pending", persona__text_consent="pending"
-        )
-        .values("persona_id")
-        .annotate(last=Max("created_at"))
-        .filter(last__lt=cutoff)
-        .values_list("persona_id", flat=True)
+    stale = ContactConsent.objects.filter(state=ConsentState.PENDING, updated_at__lt=cutoff)
+    keys = set(stale.values_list("channel", "digest"))
+    if not keys:
+        return 0
+    holders = (
+        Persona.objects.filter(Q(text_consent="pending") | Q(email_consent="pending"))
+        .exclude(status=PersonaStatus.ERASED)
+        .only("id", "phone", "email", "text_consent", "email_consent")
     )
-    ids = list(Persona.objects.filter(pk__in=stale).values_list("pk", flat=True)[:5000])
     actor = Actor.system("Double opt-in expiry")
-    changeset = Changeset(
-        consents=[ConsentOp("text", ConsentAction.EXPIRE)],
-        action="double opt-in expired",
-        note=f"No YES within {settings.PERSONAS_DOI_EXPIRY_DAYS} days",
+    items = []
+    for persona in holders.iterator(chunk_size=2000):
+        for channel in _CHANNELS:
+            address = consent_rules.address_of(channel, phone=persona.phone, email=persona.email)
+            if (
+                address
+                and persona.consent(channel) == ConsentState.PENDING
+                and (channel, consent_rules.address_digest(channel, address)) in keys
+            ):
+                changeset = Changeset(
+                    consents=[ConsentOp(channel, ConsentAction.EXPIRE)],
+                    action="double opt-in expired",
+                    note=f"No answer within {settings.PERSONAS_DOI_EXPIRY_DAYS} days",
+                )
+                items.append((persona.pk, changeset, actor))
+    changed = sum(1 for o in apply_many(items) if o.changed) if items else 0
+    # Addresses nobody holds any more: the record alone.
+    ContactConsent.objects.filter(state=ConsentState.PENDING, updated_at__lt=cutoff).update(
+        state=ConsentState.NEVER, updated_at=now
     )
-    outcomes = apply_many([(pid, changeset, actor) for pid in ids])
-    return sum(1 for o in outcomes if o.changed)
+    return changed
 
 
 def run(now: dt.datetime | None = None) -> dict[str, int]:
