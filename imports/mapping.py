@@ -14,6 +14,7 @@ from personas.normalize import (
     clean_text,
     normalize_email,
     normalize_phone,
+    phone_extension,
 )
 from personas.services.changes import (
     birthday_in_past,
@@ -287,6 +288,9 @@ def parse_row(line: int, cells: list[str], columns: list[tuple[int, str, str]]) 
                 row.fields["email"] = normalize_email(value)
             elif target == "phone":
                 row.fields["phone"] = normalize_phone(value)
+                ext = phone_extension(value)
+                if ext:
+                    row.fields["phone_ext"] = ext
             elif target == "birthday":
                 row.fields["birthday"] = parse_date(value)
             elif target == "loyalty":

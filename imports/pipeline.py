@@ -88,6 +88,7 @@ _EXISTING_COLUMNS = (
     "last_name",
     "email",
     "phone",
+    "phone_ext",
     "birthday",
     "customer_id",
     "loyalty_enrolled",
@@ -132,6 +133,16 @@ def _existing_rows(key: str, values: list[str]) -> list[tuple]:
             row[index] = bool(row[index])
         out.append(tuple(row))
     return out
+
+
+def _ident(key: str, get: Any) -> str:
+    """The matching form of an identifier: a phone with an extension is its own identifier
+    (an office line's extensions are different people); ``get`` reads a field."""
+    value = str(get(key) or "")
+    if key == "phone" and value:
+        ext = get("phone_ext") or ""
+        return f"{value};ext={ext}" if ext else value
+    return value
 
 
 def _survivors(key: str, values: list[str]) -> dict[str, Existing]:
@@ -268,7 +279,7 @@ class Importer:
             why = "No phone, email or customer ID to identify the customer"
             return row, RowResult(line, "error", "; ".join([why, *row.warnings]) + ".", cells)
         row.prints = [
-            fingerprint(k, str(row.fields[k]))
+            fingerprint(k, _ident(k, row.fields.get))
             for k in ("phone", "email", "customer_id")
             if row.fields.get(k)
         ]
@@ -297,7 +308,9 @@ class Importer:
             for key, wanted in values.items():
                 value = getattr(persona, key)
                 if value and value in wanted:
-                    found.setdefault((key, value), []).append(persona)
+                    found.setdefault((key, _ident(key, persona.__getattribute__)), []).append(
+                        persona
+                    )
         # Identifiers nobody active or archived holds may belong to a merged-away persona:
         # they resolve to its survivor (the profile staff kept), never to a new duplicate.
         for key in ("phone", "email"):
@@ -315,7 +328,7 @@ class Importer:
             value = row.fields.get(key)
             if not value:
                 continue
-            candidates = found.get((key, str(value)), [])
+            candidates = found.get((key, _ident(key, row.fields.get)), [])
             if candidates:
                 active = [p for p in candidates if p.status == PersonaStatus.ACTIVE]
                 match = (active or candidates)[0]
@@ -325,7 +338,7 @@ class Importer:
             value = row.fields.get(key)
             if not value:
                 continue
-            for other in found.get((key, str(value)), []):
+            for other in found.get((key, _ident(key, row.fields.get)), []):
                 if other.hidden:
                     return None, NEUTRAL_REFUSAL
                 if match is None or other.pk == match.pk or other.status != PersonaStatus.ACTIVE:
@@ -345,8 +358,8 @@ class Importer:
             )
         if match is None:
             for key in ("phone", "email"):
-                if row.fields.get(key) and found.get((key, str(row.fields[key]))):
-                    other = found[(key, str(row.fields[key]))][0]
+                if row.fields.get(key) and found.get((key, _ident(key, row.fields.get))):
+                    other = found[(key, _ident(key, row.fields.get))][0]
                     if other.status == PersonaStatus.ARCHIVED:
                         return None, (
                             "Archived: matches an archived persona, which an import does not "
@@ -427,7 +440,7 @@ class Importer:
             value = cs.fields.get(key)
             if value and any(
                 p.pk != persona.pk and p.status == PersonaStatus.ACTIVE
-                for p in found.get((key, str(value)), [])
+                for p in found.get((key, _ident(key, cs.fields.get)), [])
             ):
                 label = "phone number" if key == "phone" else "email"
                 return f"Another active persona already has this {label}."

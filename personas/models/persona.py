@@ -70,6 +70,9 @@ class Persona(models.Model):
     last_name = models.CharField(max_length=150, blank=True)
     email = models.CharField(max_length=254, null=True, blank=True)
     phone = models.CharField(max_length=20, null=True, blank=True)
+    # An extension typed with the phone ("ext. 12"): kept, shown and exported. A number with
+    # an extension is its own identifier (an office line's extensions are different people).
+    phone_ext = models.CharField("extension", max_length=10, blank=True, default="")
     birthday = models.DateField(null=True, blank=True)
     customer_id = models.CharField("customer ID", max_length=64, null=True, blank=True)
 
@@ -123,7 +126,7 @@ class Persona(models.Model):
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["phone"],
+                fields=["phone", "phone_ext"],
                 condition=Q(status="active") & Q(phone__isnull=False),
                 name="uniq_active_phone",
                 violation_error_message="An active persona already has this phone number.",
@@ -171,6 +174,14 @@ class Persona(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("personas:detail", args=[self.pk])
+
+    @property
+    def phone_display(self) -> str:
+        """The phone as people read it, with its extension."""
+        from ..normalize import format_phone
+
+        text = format_phone(self.phone)
+        return f"{text} ext. {self.phone_ext}" if text and self.phone_ext else text
 
     @property
     def display_name(self) -> str:

@@ -49,6 +49,7 @@ from ..normalize import (
     name_key,
     normalize_email,
     normalize_phone,
+    phone_extension,
     phone_reversed,
     unstorable,
 )
@@ -206,7 +207,7 @@ class StaleEditError(ChangeError):
 # Validation
 
 STANDARD_FIELDS = ("first_name", "last_name", "email", "phone", "birthday", "customer_id")
-EDITABLE_FIELDS = (*STANDARD_FIELDS, "loyalty_enrolled")
+EDITABLE_FIELDS = (*STANDARD_FIELDS, "phone_ext", "loyalty_enrolled")
 CREATE_ONLY_FIELDS = ("entry_source", "signup_form_id", "import_job_id")
 CHANNELS = tuple(c.value for c in Channel)
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
@@ -308,6 +309,11 @@ def _validate_field(name: str, value: Any) -> Any:
         return normalize_email(value)
     if name == "phone":
         return normalize_phone(value)
+    if name == "phone_ext":
+        text = "" if value is None else str(value).strip()
+        if text and not (text.isascii() and text.isdigit() and len(text) <= 10):
+            raise ValidationError("An extension is up to 10 digits.")
+        return text
     if name == "customer_id":
         return clean_text(value, max_length=64, label="Customer ID") or None
     if name == "birthday":
@@ -376,6 +382,13 @@ def validate(changeset: Changeset, *, creating: bool) -> _Clean:
             warnings.extend(exc.messages)  # the customer is kept without it
         except ValidationError as exc:
             err(name, exc)
+    if "phone" in changeset.fields and "phone_ext" not in changeset.fields:
+        # A phone written without its extension has none ("(202) 555-0100 ext. 12" keeps 12).
+        fields["phone_ext"] = (
+            phone_extension(changeset.fields["phone"]) if fields.get("phone") else ""
+        )
+    elif "phone" in fields and not fields["phone"]:
+        fields["phone_ext"] = ""
 
     def clean_ops(ops: Iterable[AttributeOp], section: str) -> list[tuple[str, Any]]:
         out = []
@@ -688,6 +701,8 @@ def _refuse_duplicates(persona: Persona, *, exclude_self: bool, unarchive: bool 
         if not value:
             continue
         qs = Persona.objects.filter(status=PersonaStatus.ACTIVE, **{name: value})
+        if name == "phone":
+            qs = qs.filter(phone_ext=persona.phone_ext)
         if exclude_self and persona.pk:
             qs = qs.exclude(pk=persona.pk)
         existing = qs.only("id", "first_name", "last_name", "email", "phone").first()
@@ -734,7 +749,7 @@ def plan_changes(
     if "last_name" in plan.dirty_fields:
         persona.last_key = name_key(persona.last_name)
         plan.dirty_fields.add("last_key")
-    if "phone" in plan.dirty_fields:
+    if "phone" in plan.dirty_fields or "phone_ext" in plan.dirty_fields:
         persona.phone_rev = phone_reversed(persona.phone)
         plan.dirty_fields.add("phone_rev")
     if "loyalty_enrolled" in plan.dirty_fields:

@@ -357,3 +357,35 @@ def test_an_attacker_without_the_victims_codes_never_sees_or_changes_the_victim(
     assert after[8] == before[8]
     for page in seen:
         assert "Vera" not in page and "Quill" not in page and "880" not in page
+
+
+# ---------------------------------------------------------------------------------------------
+# Extensions
+
+
+def test_a_phone_extension_is_kept_and_is_its_own_identifier():
+    a = changes.create(
+        Changeset(fields={"first_name": "Desk", "phone": "(202) 555-0180 ext. 12"}), _staff()
+    ).persona
+    assert (a.phone, a.phone_ext, a.phone_display) == (
+        "+12025550180",
+        "12",
+        "(202) 555-0180 ext. 12",
+    )
+    # Another extension of the same line is another person.
+    b = changes.create(
+        Changeset(fields={"first_name": "Other", "phone": "202-555-0180 x13"}), _staff()
+    ).persona
+    assert b.phone_ext == "13"
+    with pytest.raises(changes.DuplicatePersonaError):
+        changes.create(Changeset(fields={"phone": "+1 202 555 0180;ext=12"}), _staff())
+    job = _import("First Name,Mobile\nDesk,(202) 555-0180 ext. 12\nThird,(202) 555-0180 ext. 14\n")
+    assert (job.unchanged, job.created) == (1, 1)
+    assert Persona.objects.get(phone_ext="14").first_name == "Third"
+
+
+def test_the_export_has_the_extension(client):
+    changes.create(Changeset(fields={"phone": "(202) 555-0180 ext. 12"}), _staff())
+    client.force_login(make_user("Manager"))
+    body = b"".join(client.get(reverse("personas:export")).streaming_content).decode()
+    assert "phone_extension" in body.splitlines()[0] and ",12," in body
