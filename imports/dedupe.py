@@ -34,7 +34,10 @@ class SeenIdentifiers:
         self.db.execute("PRAGMA journal_mode = OFF")
         self.db.execute("PRAGMA synchronous = OFF")
         self.db.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
-        self.db.execute("CREATE TABLE seen (fp INTEGER PRIMARY KEY, line INTEGER NOT NULL)")
+        self.db.execute(
+            "CREATE TABLE seen (fp INTEGER PRIMARY KEY, line INTEGER NOT NULL, "
+            "person INTEGER NOT NULL DEFAULT 0)"
+        )
 
     def first_lines(self, rows: Sequence[tuple[int, Sequence[int]]]) -> dict[int, int]:
         """For rows (line, fingerprints) in file order: line → the earlier line of the same
@@ -42,34 +45,46 @@ class SeenIdentifiers:
 
         "Earlier" covers both previous batches and earlier rows of this batch.
         """
-        wanted = list({fp for _, prints in rows for fp in prints})
-        known: dict[int, int] = {}
+        return {
+            line: first for line, (first, _) in self.match([(ln, p, 0) for ln, p in rows]).items()
+        }
+
+    def match(self, rows: Sequence[tuple[int, Sequence[int], int]]) -> dict[int, tuple[int, bool]]:
+        """``first_lines`` for rows (line, fingerprints, person): line → (the earlier line
+        holding one of its identifiers, whether that line was a different person). ``person``
+        is a fingerprint of who the row names (0: no name): two rows with one identifier and
+        different names are strangers sharing a placeholder, not one customer."""
+        wanted = list({fp for _, prints, _ in rows for fp in prints})
+        known: dict[int, tuple[int, int]] = {}
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            known.update(
-                self.db.execute(f"SELECT fp, line FROM seen WHERE fp IN ({marks})", chunk)  # noqa: S608
+            cursor = self.db.execute(
+                f"SELECT fp, line, person FROM seen WHERE fp IN ({marks})",  # noqa: S608
+                chunk,
             )
-        repeats: dict[int, int] = {}
-        new: dict[int, int] = {}
-        for line, prints in rows:
+            known.update((fp, (line, person)) for fp, line, person in cursor)
+        repeats: dict[int, tuple[int, bool]] = {}
+        new: dict[int, tuple[int, int]] = {}
+        for line, prints, person in rows:
             first = None
             for fp in prints:
                 first = known.get(fp) or new.get(fp)
                 if first is not None:
                     break
             if first is not None:
-                repeats[line] = first
+                repeats[line] = (first[0], bool(person and first[1] and person != first[1]))
                 continue
             for fp in prints:
-                new[fp] = line
+                new[fp] = (line, person)
         if new:
             # One transaction per batch (autocommit would write the pages out after every
             # row); in key order, so each insert lands next to the previous one.
             self.db.execute("BEGIN")
             try:
                 self.db.executemany(
-                    "INSERT INTO seen (fp, line) VALUES (?, ?)", sorted(new.items())
+                    "INSERT INTO seen (fp, line, person) VALUES (?, ?, ?)",
+                    sorted((fp, line, person) for fp, (line, person) in new.items()),
                 )
             except BaseException:
                 self.db.execute("ROLLBACK")

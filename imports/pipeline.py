@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from personas.models import Channel, Persona, PersonaStatus, PointsEntry, Store
 from personas.models.persona import EntrySource, FavoriteStoreSource
+from personas.normalize import name_key
 from personas.services import changes
 from personas.services import consent as consent_rules
 from personas.services.bulkdb import select_in
@@ -133,6 +134,13 @@ def _existing_rows(key: str, values: list[str]) -> list[tuple]:
             row[index] = bool(row[index])
         out.append(tuple(row))
     return out
+
+
+def _person(row: ParsedRow) -> int:
+    """Who a row names, for telling strangers apart in one file: its last name (a nickname,
+    "Bo" for "Bobby", is still the same customer); 0 without one (nothing to compare)."""
+    name = name_key(row.fields.get("last_name") or "")
+    return fingerprint("last", name) if name else 0
 
 
 def _ident(key: str, get: Any) -> str:
@@ -461,12 +469,22 @@ class Importer:
                 results[line] = refused
             else:
                 candidates.append(row)
-        repeats = self.seen.first_lines([(row.line, row.prints) for row in candidates])
+        repeats = self.seen.match([(row.line, row.prints, _person(row)) for row in candidates])
         parsed: list[ParsedRow] = []
         for row in candidates:
-            first = repeats.get(row.line)
+            first, stranger = repeats.get(row.line, (None, False))
             if first is None:
                 parsed.append(row)
+            elif stranger:
+                # One phone or email with different people: a placeholder (a shop's number,
+                # "none@…"), not one customer. Folding them would merge strangers.
+                results[row.line] = RowResult(
+                    row.line,
+                    "error",
+                    f"Its phone, email or customer ID also came with a different person on "
+                    f"line {first}: a placeholder? Correct it or leave that cell empty.",
+                    row.raw,
+                )
             else:
                 results[row.line] = RowResult(
                     row.line, "skipped", f"Same customer as line {first} of this file.", row.raw

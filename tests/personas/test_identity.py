@@ -389,3 +389,16 @@ def test_the_export_has_the_extension(client):
     client.force_login(make_user("Manager"))
     body = b"".join(client.get(reverse("personas:export")).streaming_content).decode()
     assert "phone_extension" in body.splitlines()[0] and ",12," in body
+
+
+def test_an_identifier_that_comes_with_different_people_in_one_file_is_reported():
+    job = _import(
+        "First Name,Last Name,Mobile\n"
+        "Ann,Lee,(202) 555-0190\n"
+        "Bo,Park,(202) 555-0190\n"
+        "Ann,Lee,(202) 555-0190\n"
+    )
+    reasons = dict(ImportIssue.objects.filter(job=job).values_list("line", "reason"))
+    assert "different person on line 2" in reasons[3] and "placeholder" in reasons[3]
+    assert "Same customer as line 2" in reasons[4]
+    assert (job.created, job.errors, job.skipped) == (1, 1, 1)
