@@ -588,9 +588,9 @@ def enroll(
         return []
     ids = list(dict.fromkeys(persona_ids))
     eligible = set(
-        Persona.objects.filter(pk__in=ids, hidden=False, status=PersonaStatus.ACTIVE).values_list(
-            "pk", flat=True
-        )
+        Persona.objects.visible()
+        .filter(pk__in=ids, status=PersonaStatus.ACTIVE)
+        .values_list("pk", flat=True)
     )
     if version.reentry == Flow.Reentry.ONCE:
         eligible -= set(

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from personas import selectors
 from personas.forms import ListFilterForm
+from personas.models.persona import visible_q
 from personas.roles import Cap, has_cap, require_cap
 from personas.views import _drawer, _is_partial
 
@@ -85,7 +86,7 @@ def flow_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "step_types": STEP_TYPES,
         "can_edit": has_cap(request.user, Cap.EDIT_FLOWS),
         "versions": flow.versions.all()[:10],
-        "runs": flow.runs.filter(dry_run=False, persona__hidden=False).select_related("persona")[
+        "runs": flow.runs.filter(visible_q("persona__"), dry_run=False).select_related("persona")[
             :20
         ],
         "trigger_label": services.TRIGGER_TYPES.get(flow.trigger.get("type"), "?"),
@@ -289,7 +290,7 @@ def flow_test(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET"])
 def flow_runs(request: HttpRequest, pk: int) -> HttpResponse:
     flow = _flow(pk)
-    runs = flow.runs.filter(dry_run=False, persona__hidden=False).select_related(
+    runs = flow.runs.filter(visible_q("persona__"), dry_run=False).select_related(
         "persona", "version"
     )[:200]
     return render(request, "flows/flow_runs.html", {"flow": flow, "runs": runs, "section": "flows"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -22,6 +23,7 @@ from .models import (
     SignupForm,
     Store,
 )
+from .models.persona import visible_q
 from .roles import in_privacy_group
 from .services import privacy
 from .services.privacy import parse_identifier
@@ -61,14 +63,23 @@ class PersonaAdmin(ReadOnlyAdmin):
     readonly_fields = [f.name for f in Persona._meta.fields]
 
     def get_queryset(self, request):
+        # Blocklisted personas: privacy/support only (the one visibility rule).
+        return Persona.objects.restrict(request.user).select_related("favorite_store")
+
+
+class PersonaRowsAdmin(ReadOnlyAdmin):
+    """Rows about a persona (history, messages, ledger): a blocklisted persona's rows are
+    shown to the privacy/support group only, like the persona itself."""
+
+    def get_queryset(self, request):
         qs = super().get_queryset(request)
-        if not in_privacy_group(request.user):
-            qs = qs.filter(hidden=False)  # blocklisted personas: privacy/support only
-        return qs
+        if in_privacy_group(request.user):
+            return qs
+        return qs.filter(Q(persona__isnull=True) | visible_q("persona__"))
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
+class AuditEventAdmin(PersonaRowsAdmin):
     list_display = ("id", "persona_id", "action", "actor_kind", "actor_label", "created_at")
     list_filter = ("actor_kind", "action")
     search_fields = ("=persona__id",)
@@ -76,21 +87,21 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ConsentChange)
-class ConsentChangeAdmin(ReadOnlyAdmin):
+class ConsentChangeAdmin(PersonaRowsAdmin):
     list_display = ("id", "persona_id", "channel", "before", "after", "hard", "actor_kind")
     list_filter = ("channel", "after", "hard", "actor_kind")
     show_full_result_count = False
 
 
 @admin.register(PointsEntry)
-class PointsEntryAdmin(ReadOnlyAdmin):
+class PointsEntryAdmin(PersonaRowsAdmin):
     list_display = ("id", "persona_id", "kind", "points", "reason", "created_at")
     list_filter = ("kind",)
     show_full_result_count = False
 
 
 @admin.register(Purchase)
-class PurchaseAdmin(ReadOnlyAdmin):
+class PurchaseAdmin(PersonaRowsAdmin):
     list_display = ("receipt_id", "persona_id", "store", "total", "points_earned", "purchased_at")
     list_filter = ("store",)
     search_fields = ("=receipt_id",)
@@ -98,7 +109,7 @@ class PurchaseAdmin(ReadOnlyAdmin):
 
 
 @admin.register(OutboundMessage)
-class OutboundMessageAdmin(ReadOnlyAdmin):
+class OutboundMessageAdmin(PersonaRowsAdmin):
     list_display = ("id", "persona_id", "channel", "template", "status", "created_at", "sent_at")
     list_filter = ("channel", "status", "template")
     show_full_result_count = False

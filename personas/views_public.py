@@ -145,7 +145,8 @@ def _wallet_persona(request: HttpRequest) -> Persona | None:
     if not isinstance(pid, int):
         return None
     return (
-        Persona.objects.filter(pk=pid, status=PersonaStatus.ACTIVE, hidden=False)
+        Persona.objects.visible()
+        .filter(pk=pid, status=PersonaStatus.ACTIVE)
         .select_related("favorite_store")
         .first()
     )

@@ -49,6 +49,25 @@ class FavoriteStoreSource(models.TextChoices):
     PURCHASE = "purchase", "Purchase history"
 
 
+def visible_q(prefix: str = "") -> Q:
+    """The one visibility rule, as a condition: not hidden by the privacy blocklist.
+    ``prefix`` reaches it from a related model ("persona__")."""
+    return Q(**{f"{prefix}hidden": False})
+
+
+class PersonaQuerySet(models.QuerySet):
+    """``visible()``: what staff may see anywhere (never a blocklisted persona);
+    ``restrict(user)``: the same, except for the privacy/support group (Django admin)."""
+
+    def visible(self) -> PersonaQuerySet:
+        return self.filter(visible_q())
+
+    def restrict(self, user: object) -> PersonaQuerySet:
+        from ..roles import in_privacy_group
+
+        return self if in_privacy_group(user) else self.visible()
+
+
 def consent_field(label: str) -> models.CharField:
     return models.CharField(
         label,
@@ -121,6 +140,8 @@ class Persona(models.Model):
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PersonaQuerySet.as_manager()
 
     class Meta:
         ordering = ["-id"]

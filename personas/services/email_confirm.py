@@ -39,7 +39,8 @@ def pending_for(token: str) -> Persona | None:
     except signing.BadSignature:
         return None
     persona = (
-        Persona.objects.filter(pk=data.get("p"), status=PersonaStatus.ACTIVE, hidden=False)
+        Persona.objects.visible()
+        .filter(pk=data.get("p"), status=PersonaStatus.ACTIVE)
         .exclude(email=None)
         .first()
     )

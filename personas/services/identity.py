@@ -33,7 +33,7 @@ def customer_for(
         return None
     base = Persona.objects.filter(q)
     if not include_hidden:
-        base = base.filter(hidden=False)
+        base = base.visible()
     active = base.filter(status=PersonaStatus.ACTIVE).order_by("id").first()
     if active is not None:
         return active

@@ -36,6 +36,7 @@ from ..models import (
     PossibleDuplicate,
     Purchase,
 )
+from ..models.persona import visible_q
 from . import consent as consent_rules
 from .changes import (
     Actor,
@@ -417,7 +418,7 @@ def duplicate_candidates(limit: int = 100) -> list[Candidate]:
     """Pairs worth a look, ranked; never merges anything by itself."""
     from django.db.models import Count
 
-    visible = Persona.objects.filter(hidden=False).exclude(
+    visible = Persona.objects.visible().exclude(
         status__in=[PersonaStatus.ERASED, PersonaStatus.MERGED]
     )
     pairs: dict[tuple[int, int], Candidate] = {}
@@ -467,7 +468,7 @@ def duplicate_candidates(limit: int = 100) -> list[Candidate]:
                     add([a, b], 60, "Same name, similar email")
     # Public submissions that named a customer's identifier without proving it.
     flagged = (
-        PossibleDuplicate.objects.filter(persona__hidden=False, other__hidden=False)
+        PossibleDuplicate.objects.filter(visible_q("persona__"), visible_q("other__"))
         .select_related("persona", "other")
         .order_by("-id")[:limit]
     )
@@ -479,7 +480,8 @@ def duplicate_candidates(limit: int = 100) -> list[Candidate]:
     # survivor, most likely (imported or signed up again with the old phone or email).
     for column, label in (("phone", "phone number"), ("email", "email")):
         merged = list(
-            Persona.objects.filter(status=PersonaStatus.MERGED, hidden=False)
+            Persona.objects.visible()
+            .filter(status=PersonaStatus.MERGED)
             .exclude(**{f"{column}__isnull": True})
             .order_by("-id")[:limit]
         )
@@ -525,7 +527,8 @@ def duplicate_hint(persona: Persona) -> Persona | None:
     if persona.first_key and persona.last_key and persona.birthday:
         q |= Q(first_key=persona.first_key, last_key=persona.last_key, birthday=persona.birthday)
     candidate = (
-        Persona.objects.filter(q, hidden=False)
+        Persona.objects.visible()
+        .filter(q)
         .exclude(pk=persona.pk)
         .exclude(status__in=[PersonaStatus.ERASED, PersonaStatus.MERGED])
         .order_by("-id")
@@ -545,9 +548,8 @@ def merge_lookup(raw: str) -> tuple[Persona | None, Persona | None]:
 
     ident = parse_identifier(raw)
     found = (
-        Persona.objects.filter(
-            status=PersonaStatus.MERGED, hidden=False, **{ident.kind: ident.value}
-        )
+        Persona.objects.visible()
+        .filter(status=PersonaStatus.MERGED, **{ident.kind: ident.value})
         .order_by("-id")
         .first()
     )

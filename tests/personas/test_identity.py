@@ -402,3 +402,47 @@ def test_an_identifier_that_comes_with_different_people_in_one_file_is_reported(
     assert "different person on line 2" in reasons[3] and "placeholder" in reasons[3]
     assert "Same customer as line 2" in reasons[4]
     assert (job.created, job.errors, job.skipped) == (1, 1, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Example 6: one visibility rule, in the Django admin too
+
+
+def test_example_6_admin_hides_a_blocklisted_customers_rows_from_a_superuser_outside_privacy():
+    from personas import messaging
+    from personas.models import AuditEvent, BlocklistEntry, OutboundMessage
+    from personas.services.privacy import Identifier, blocklist
+
+    persona = changes.create(
+        Changeset(fields={"first_name": "Hidden", "last_name": "Person", "phone": VICTIM_PHONE}),
+        _staff(),
+    ).persona
+    messaging.queue_text(persona, channel="text", body="hello")
+    blocklist([Identifier("phone", VICTIM_PHONE)], reason=BlocklistEntry.Reason.CUSTOMER_REQUEST)
+    persona.refresh_from_db()
+    assert persona.hidden
+    event = AuditEvent.objects.filter(persona=persona).first()
+    message = OutboundMessage.objects.get(persona=persona)
+    superuser = make_user(None, is_staff=True, is_superuser=True)
+    c = Client()
+    c.force_login(superuser)
+    for model in ("auditevent", "outboundmessage", "consentchange", "pointsentry", "persona"):
+        page = c.get(reverse(f"admin:personas_{model}_changelist")).content.decode()
+        assert "Hidden" not in page and "555-0161" not in page and "5550161" not in page
+    for url in (
+        reverse("admin:personas_auditevent_change", args=[event.pk]),
+        reverse("admin:personas_outboundmessage_change", args=[message.pk]),
+        reverse("admin:personas_persona_change", args=[persona.pk]),
+    ):
+        response = c.get(url, follow=True)
+        assert "Hidden" not in response.content.decode()
+    # The privacy/support group still sees them.
+    privacy_user = make_user(None, is_staff=True, is_superuser=True)
+    from django.contrib.auth.models import Group
+
+    from personas.roles import PRIVACY_GROUP
+
+    privacy_user.groups.add(Group.objects.get_or_create(name=PRIVACY_GROUP)[0])
+    c.force_login(privacy_user)
+    page = c.get(reverse("admin:personas_auditevent_change", args=[event.pk])).content.decode()
+    assert "Hidden" in page
