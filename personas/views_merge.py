@@ -151,8 +151,12 @@ def not_duplicate(request: HttpRequest) -> HttpResponse:
     if a.isdigit() and b.isdigit() and a != b:
         for pid in (int(a), int(b)):
             selectors.persona_for_staff(user=request.user, pk=pid)
-        merge_service.not_duplicate(int(a), int(b), user=request.user)
-        messages.success(request, "Noted: these two are different customers.")
+        try:
+            merge_service.not_duplicate(int(a), int(b), user=request.user)
+        except ValidationError as exc:
+            messages.error(request, exc.messages[0])
+        else:
+            messages.success(request, "Noted: these two are different customers.")
     else:
         messages.error(request, "That pair was not understood; nothing changed.")
     return redirect(back_to(request, reverse("personas:duplicates")))

@@ -740,6 +740,18 @@ def plan_changes(
 
     if persona.status in (PersonaStatus.ERASED,) and not creating:
         raise ChangeError("This persona's data was deleted; it cannot be changed.")
+    if (
+        persona.status == PersonaStatus.MERGED
+        and not creating
+        and changeset.status is None
+        and actor.kind not in ("customer", "system")
+    ):
+        # Only merge/unmerge (a status change) touch a merged-away profile; a customer's own
+        # reply (STOP, YES) and the system's expiry still reach its number's consent.
+        raise ChangeError(
+            f"This persona was merged into persona #{persona.merged_into_id}: "
+            "change the surviving profile instead (or undo the merge first)."
+        )
 
     for name, value in clean.fields.items():
         _set_field(plan, name, value)

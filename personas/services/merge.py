@@ -402,6 +402,15 @@ def follow_chain(persona: Persona, limit: int = 50) -> Persona:
 
 
 def not_duplicate(a: int, b: int, *, user: Any) -> None:
+    """Staff say two personas are different customers. Only for profiles still in use."""
+    usable = Persona.objects.visible().filter(
+        pk__in=[a, b], status__in=[PersonaStatus.ACTIVE, PersonaStatus.ARCHIVED]
+    )
+    if a == b or usable.count() != 2:
+        raise MergeError(
+            "Only two active or archived personas can be marked as different customers; "
+            "this one was merged away or its data deleted."
+        )
     low, high = sorted((a, b))
     NotDuplicate.objects.get_or_create(low_id=low, high_id=high, defaults={"created_by": user})
 

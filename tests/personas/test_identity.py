@@ -446,3 +446,48 @@ def test_example_6_admin_hides_a_blocklisted_customers_rows_from_a_superuser_out
     c.force_login(privacy_user)
     page = c.get(reverse("admin:personas_auditevent_change", args=[event.pk])).content.decode()
     assert "Hidden" in page
+
+
+# ---------------------------------------------------------------------------------------------
+# Example 5: write actions on a merged-away persona are refused
+
+
+def test_example_5_writes_to_a_merged_away_persona_are_refused():
+    from flows import services as flow_services
+    from flows.models import Flow
+    from personas.models import NotDuplicate, PointsEntry
+
+    survivor = changes.create(Changeset(fields={"first_name": "Sur"}), _staff()).persona
+    merged = changes.create(
+        Changeset(fields={"first_name": "Gone", "phone": "+12025550166"}), _staff()
+    ).persona
+    merge.merge(survivor.pk, merged.pk, actor=_staff())
+    third = changes.create(Changeset(fields={"first_name": "Third"}), _staff()).persona
+    flow = Flow.objects.create(
+        name="Welcome",
+        definition={
+            "initial_state": "w",
+            "states": [{"name": "w", "type": "wait", "properties": {"amount": 1}}],
+        },
+        trigger={"type": "manual"},
+    )
+    flow_services.publish(flow, user=None)
+    c = Client()
+    c.force_login(make_user("Owner"))
+    before = list(PointsEntry.objects.filter(persona=merged).values_list("id", flat=True))
+    posts = [
+        (reverse("personas:points_adjust", args=[merged.pk]), {"points": 50, "reason": "x"}),
+        (reverse("personas:consent", args=[merged.pk, "email"]), {"value": "on"}),
+        (reverse("personas:consent", args=[merged.pk, "text"]), {"value": "off"}),
+        (reverse("personas:not_duplicate"), {"a": merged.pk, "b": third.pk}),
+        (reverse("flows:enroll_persona", args=[merged.pk]), {"flow": flow.pk}),
+    ]
+    for url, data in posts:
+        page = c.post(url, data, follow=True).content.decode()
+        assert "merged into persona" in page or "merged away" in page or "not active" in page, url
+    merged.refresh_from_db()
+    assert merged.points_balance == 0 and merged.email_consent == "never"
+    assert merged.text_consent == "never"
+    assert list(PointsEntry.objects.filter(persona=merged).values_list("id", flat=True)) == before
+    assert not NotDuplicate.objects.exists()
+    assert not merged.flow_runs.exists() if hasattr(merged, "flow_runs") else True
