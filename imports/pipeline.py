@@ -417,6 +417,8 @@ class Importer:
                 }
                 if persona.loyalty_enrolled:
                     fields.pop("loyalty_enrolled", None)
+                if "phone" not in fields:  # the extension belongs to the phone it came with
+                    fields.pop("phone_ext", None)
             cs = Changeset(fields=fields)
             ops = [AttributeOp(k, v) for k, v in row.attrs.items()]
             if self.overwrite:
