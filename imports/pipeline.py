@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from personas.models import Channel, Persona, PersonaStatus, PointsEntry, Store
+from personas.models import ADDRESS_CHANNELS, Channel, Persona, PersonaStatus, PointsEntry, Store
 from personas.models.persona import EntrySource, FavoriteStoreSource
 from personas.normalize import name_key
 from personas.services import changes
@@ -377,9 +377,20 @@ class Importer:
 
     # -- changesets -----------------------------------------------------------------------------
 
-    def _consent_ops(self, row: ParsedRow, persona: Existing | None) -> list[ConsentOp]:
+    def _consent_ops(
+        self, row: ParsedRow, persona: Existing | None, fields: dict[str, Any] | None = None
+    ) -> list[ConsentOp]:
         ops = []
         for channel, yes in row.consents.items():
+            if persona is not None and channel in ADDRESS_CHANNELS:
+                # Consent belongs to the address: only to the one the row names, and only when
+                # the persona holds it after this row (a row matched by email whose phone is
+                # not applied says nothing about the persona's own number).
+                kind = ADDRESS_CHANNELS[channel]
+                named = row.fields.get(kind)
+                holds = (fields or {}).get(kind) or getattr(persona, kind)
+                if not named or named != holds:
+                    continue
             if persona is not None:
                 state = persona.consent(channel)
             else:  # a new persona starts from its address's own record
@@ -435,7 +446,7 @@ class Importer:
                         )
                     )
         cs.points = points
-        cs.consents = self._consent_ops(row, persona)
+        cs.consents = self._consent_ops(row, persona, fields)
         if store_id:
             cs.favorite_store = (store_id, FavoriteStoreSource.IMPORT)
         cs.prechecked = True

@@ -209,18 +209,18 @@ def _checked_nanp(national: str) -> str:
     """E.164 of a 10-digit North American number, or the error of an unreal one."""
     if _is_placeholder_digits(national):
         raise _placeholder_phone()
-    if not _nanp_prefix_valid(national[:6]):
+    if not _nanp_valid(national):
         raise ValidationError("This is not a real phone number: check the area code and digits.")
     return "+1" + national
 
 
 @lru_cache(maxsize=65536)
-def _nanp_prefix_valid(prefix: str) -> bool:
-    """Validity of North American numbers depends on their area code and exchange (the first
-    six digits) in phonenumbers' metadata; a property test compares this with the full check
-    on random numbers. Cached: imports check many numbers of few exchanges."""
+def _nanp_valid(national: str) -> bool:
+    """phonenumbers' full validity check of a 10-digit North American number, without its
+    parse (the digits are known). Not by area code and exchange alone: some NANP regions
+    (Barbados…) assign only part of an exchange. Cached for re-imports of the same file."""
     return phonenumbers.is_valid_number(
-        phonenumbers.PhoneNumber(country_code=1, national_number=int(prefix + "0100"))
+        phonenumbers.PhoneNumber(country_code=1, national_number=int(national))
     )
 
 

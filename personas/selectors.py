@@ -18,7 +18,16 @@ from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 from django.http import Http404
 
-from .models import Persona, PersonaStatus, Purchase
+from .models import (
+    AuditEvent,
+    ConsentChange,
+    ConsentState,
+    InboundMessage,
+    Persona,
+    PersonaStatus,
+    Purchase,
+)
+from .models.persona import visible_q
 from .normalize import name_key, prefix_range, try_phone
 
 CANDIDATE_CAP = 500
@@ -322,3 +331,156 @@ def filtered_personas(*, user: Any, lq: ListQuery) -> QuerySet[Persona]:
     if search.ids is not None:
         qs = qs.filter(pk__in=search.ids)
     return _apply_filters(qs, lq)
+
+
+# ---------------------------------------------------------------------------------------------
+# Activity: one timeline of audit events, consent history and text replies
+
+ACTIVITY_LIMIT = 200
+
+# What an address is called on screen, by the channel whose consent it holds.
+_ADDRESS_NOUN = {"text": "phone number", "voice": "phone number", "email": "email address"}
+_ALREADY = {
+    ConsentState.OPTED_IN: "had already opted in",
+    ConsentState.OPTED_OUT: "had already opted out",
+    ConsentState.PENDING: "was already waiting for the customer to confirm (double opt-in)",
+    ConsentState.NEVER: "had never been asked",
+}
+
+
+@dataclass
+class ActivityItem:
+    """One row of a persona's Activity tab. ``kind``: "event" (an audit event), "consent"
+    (a consent change of one channel) or "reply" (a text the customer sent us)."""
+
+    kind: str
+    at: dt.datetime
+    obj: Any
+    who: str = ""
+    note: str = ""  # consent: why the state came from the address's own record
+    evidence: str = ""  # consent: what proves the change, when it says more than ``who``
+    # event: its (key, change) lines still to show; consent: the note of the event it made
+    lines: list[tuple[str, Any]] = field(default_factory=list)
+    event_note: str = ""
+    claimed: bool = False  # consent: told instead of a line of its audit event
+
+
+def _consent_item(change: ConsentChange) -> ActivityItem:
+    """A consent change in words staff understand; the address's digest is never shown."""
+    who = change.actor_label or dict(AuditEvent.ActorKind.choices).get(change.actor_kind, "System")
+    noun = _ADDRESS_NOUN.get(change.channel, "device")
+    evidence = change.evidence
+    note = ""
+    if evidence.endswith("'s own consent"):
+        # The persona took on an address (new phone/email, unarchive, unmerge) that already
+        # had a record of its own: consent belongs to the address, not to the profile.
+        already = _ALREADY.get(change.after, "had its own consent")
+        note = f"This {noun} {already}: consent belongs to the {noun}, not to the profile."
+        evidence = ""
+    elif evidence.startswith("No ") and evidence.endswith(" any more"):
+        note = f"This persona no longer has a {noun}, so there is nothing to send to."
+        evidence = ""
+    elif evidence.startswith("Same address: "):
+        # Mirrored from the address's record when another profile (or nobody) holding the same
+        # address changed it: an archived or merged copy follows the number it shares.
+        note = f"The same {noun} was changed on another profile; this profile shares it."
+        evidence = evidence.removeprefix("Same address: ")
+    if evidence == change.actor_label:
+        evidence = ""  # the default evidence is the actor: saying it twice adds nothing
+    return ActivityItem("consent", change.created_at, change, who, note, evidence)
+
+
+# An audit event and the consent rows it wrote are saved in one transaction, a moment apart.
+_SAME_MOMENT = dt.timedelta(seconds=2)
+
+
+def _event_item(event: AuditEvent, consents: dict[tuple, list[ActivityItem]]) -> ActivityItem:
+    """An audit event, less the consent lines that its own consent rows tell in full.
+
+    When every line it had is told by a consent row, ``lines`` is empty (the event is not
+    shown) and its note moves onto those rows."""
+    lines, told = [], []
+    for key, change in (event.changes or {}).items():
+        if key.startswith("consent:") and isinstance(change, dict) and not change.get("resent"):
+            same = (key[8:], change.get("before"), change.get("after"), event.actor_label)
+            row = next(
+                (
+                    r
+                    for r in consents.get(same, [])
+                    if not r.claimed and abs(r.at - event.created_at) <= _SAME_MOMENT
+                ),
+                None,
+            )
+            if row is not None:
+                row.claimed = True
+                told.append(row)
+                continue
+        lines.append((key, change))
+    if not lines:
+        for row in told:
+            row.event_note = event.note
+    return ActivityItem("event", event.created_at, event, lines=lines)
+
+
+def persona_activity(persona: Persona, *, limit: int = ACTIVITY_LIMIT) -> list[ActivityItem]:
+    """The persona's latest ``limit`` entries, newest first, in three queries whatever the
+    number of rows: the newest ``limit`` of the union lie within the newest ``limit`` of each.
+
+    A consent change is one row (channel, states, who, when, evidence); the audit event that
+    made it keeps only its other lines, and disappears when it had none (a STOP reply reads as
+    the reply and its consent row, not three times)."""
+    events = AuditEvent.objects.filter(persona=persona).select_related("actor_user")[:limit]
+    consents = [_consent_item(c) for c in ConsentChange.objects.filter(persona=persona)[:limit]]
+    replies = InboundMessage.objects.filter(persona=persona)[:limit]
+    by_change: dict[tuple, list[ActivityItem]] = {}
+    for row in consents:
+        c = row.obj
+        by_change.setdefault((c.channel, c.before, c.after, c.actor_label), []).append(row)
+    items = [i for i in (_event_item(e, by_change) for e in events) if i.lines or not i.obj.changes]
+    items += consents
+    items += [ActivityItem("reply", r.received_at, r) for r in replies]
+    # Within one moment a reply came first, then the change it made, then its consent rows:
+    # newest first shows them the other way round.
+    order = {"reply": 2, "consent": 1, "event": 0}
+    items.sort(key=lambda i: (i.at, order[i.kind], i.obj.pk), reverse=True)
+    return items[:limit]
+
+
+# ---------------------------------------------------------------------------------------------
+# Replies: texts customers sent us, for staff
+
+# "Unknown number" replies never have a persona, so they are never listed.
+REPLY_OUTCOMES = [
+    (value, label)
+    for value, label in InboundMessage.Outcome.choices
+    if value != InboundMessage.Outcome.UNKNOWN
+]
+
+
+@dataclass
+class ReplyPage:
+    replies: list[InboundMessage]
+    next_cursor: str | None
+
+
+def visible_replies(user: Any) -> QuerySet[InboundMessage]:
+    """Replies from known addresses whose persona staff may see (never hidden or erased ones:
+    an erased persona's replies keep neither number nor text)."""
+    return (
+        InboundMessage.objects.filter(visible_q("persona__"), persona__isnull=False)
+        .exclude(persona__status=PersonaStatus.ERASED)
+        .select_related("persona")
+    )
+
+
+def reply_page(*, user: Any, outcome: str, cursor: str, page_size: int) -> ReplyPage:
+    """One page of replies, newest first. Keyset on the id (never OFFSET, never a COUNT)."""
+    qs = visible_replies(user).order_by("-id")
+    if outcome:
+        qs = qs.filter(outcome=outcome)
+    after = _decode(cursor) if cursor else None
+    if after:
+        qs = qs.filter(id__lt=after)
+    rows = list(qs[: page_size + 1])
+    next_cursor = str(rows[page_size - 1].pk) if len(rows) > page_size else None
+    return ReplyPage(rows[:page_size], next_cursor)

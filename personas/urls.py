@@ -7,6 +7,7 @@ urlpatterns = [
     path("personas/", views.persona_list, name="list"),
     path("personas/new/", views.persona_create, name="create"),
     path("personas/archived/", views.archived_list, name="archived"),
+    path("replies/", views.replies, name="replies"),
     path("personas/<int:pk>/", views.persona_detail, name="detail"),
     re_path(
         r"^personas/(?P<pk>[0-9]+)/(?P<tab>points|purchases|activity|flows)/$",

@@ -35,7 +35,7 @@ from .forms import (
     TraitsForm,
     seen_snapshot,
 )
-from .models import AuditEvent, Channel, ConsentState, MergeRecord, PointsEntry, SignupForm, Store
+from .models import Channel, ConsentState, MergeRecord, PointsEntry, SignupForm, Store
 from .roles import Cap, has_cap, require_cap
 from .services import changes
 from .services.changes import (
@@ -175,6 +175,8 @@ def persona_create(request: HttpRequest) -> HttpResponse:
             persona = result.persona
             note = " A double opt-in text is on its way." if changeset.consents else ""
             messages.success(request, f"Persona {persona.display_name} created.{note}")
+            for warning in result.warnings:  # e.g. a placeholder phone left out
+                messages.warning(request, warning)
             if _is_partial(request):
                 response = render(request, "components/drawer_closed.html")
                 return trigger_client_event(response, "personaCreated")
@@ -242,9 +244,8 @@ def persona_detail(request: HttpRequest, pk: int, tab: str = "general") -> HttpR
                 apps.get_model("flows", "Flow").objects.filter(status="active")
             )
     elif tab == "activity":
-        context["events"] = list(
-            AuditEvent.objects.filter(persona=persona).select_related("actor_user")[:200]
-        )
+        context["activity"] = selectors.persona_activity(persona)
+        context["activity_limit"] = selectors.ACTIVITY_LIMIT
         context["merge_records"] = list(
             MergeRecord.objects.filter(Q(survivor=persona) | Q(merged=persona)).select_related(
                 "survivor", "merged", "created_by", "undone_by"
@@ -293,7 +294,8 @@ def persona_traits(request: HttpRequest, pk: int) -> HttpResponse:
     initial = {
         "first_name": persona.first_name,
         "last_name": persona.last_name,
-        "phone": persona.phone or "",
+        "phone": (persona.phone or "")
+        + (f" ext. {persona.phone_ext}" if persona.phone_ext else ""),
         "email": persona.email or "",
         "birthday": persona.birthday,
         "customer_id": persona.customer_id or "",
@@ -500,6 +502,39 @@ def points_adjust(request: HttpRequest, pk: int) -> HttpResponse:
         context={"form": form, "persona": persona},
         close_url=reverse("personas:detail_tab", args=[persona.pk, "points"]),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Replies
+
+
+@require_cap(Cap.MANAGE_PERSONAS)
+@require_http_methods(["GET"])
+def replies(request: HttpRequest) -> HttpResponse:
+    outcomes = dict(selectors.REPLY_OUTCOMES)
+    outcome = request.GET.get("outcome", "")
+    outcome = outcome if outcome in outcomes else ""
+    page = selectors.reply_page(
+        user=request.user,
+        outcome=outcome,
+        cursor=request.GET.get("cursor", ""),
+        page_size=settings.PERSONAS_PAGE_SIZE,
+    )
+    base_query = f"outcome={outcome}" if outcome else ""
+    context = {
+        "page": page,
+        "outcome": outcome,
+        "outcome_label": outcomes.get(outcome, ""),
+        "outcomes": selectors.REPLY_OUTCOMES,
+        "base_query": base_query,
+        "next_query": "&".join(filter(None, [base_query, f"cursor={page.next_cursor}"]))
+        if page.next_cursor
+        else "",
+        "paged": bool(request.GET.get("cursor")),
+    }
+    if _is_partial(request):
+        return render(request, "personas/replies.html#reply-results", context)
+    return render(request, "personas/replies.html", context)
 
 
 @require_cap(Cap.SETTINGS)

@@ -3,8 +3,10 @@
 For each address (text/voice: the E.164 phone; email: the address) the record takes the state
 of the personas holding it: an opt-out on any of them wins (an opt-out is never lost), then the
 active persona's state, then the most recently updated one's. History rows of those channels
-get the digest of the address their persona holds. Reversing deletes the records and the
-links; the persona columns were never changed, so nothing else is lost.
+get the digest of the address their persona holds, and each record keeps the customer's own
+latest choice from the history. Every persona then mirrors its addresses' records (so two
+holders of one number agree). Reversing deletes the records and the links and leaves the
+persona columns as the forward step left them (the mirrored, stricter states).
 """
 
 from __future__ import annotations

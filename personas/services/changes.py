@@ -851,7 +851,11 @@ def plan_changes(
         pass
     elif creating:
         _refuse_duplicates(persona, exclude_self=False)
-    elif {"phone", "email"} & plan.dirty_fields and persona.status == PersonaStatus.ACTIVE:
+    elif {
+        "phone",
+        "phone_ext",
+        "email",
+    } & plan.dirty_fields and persona.status == PersonaStatus.ACTIVE:
         _refuse_duplicates(persona, exclude_self=True)
     if not changeset.send_messages:
         plan.deferred_messages = plan.messages

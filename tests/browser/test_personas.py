@@ -25,7 +25,7 @@ def test_create_slide_out_invalid_then_valid_then_listed(page, live_server, logi
     page.get_by_label("Phone").fill("12")
     page.get_by_label("Email").fill("not-an-email")
     page.get_by_role("button", name="Create persona").click()
-    expect(dialog.get_by_text("Enter a valid phone number.")).to_be_visible()
+    expect(dialog.get_by_text("This phone number is too short: add the area code.")).to_be_visible()
     expect(dialog.get_by_text("Enter a valid email address.")).to_be_visible()
     shot(page, "personas-create-errors")
     assert Persona.objects.count() == 1
