@@ -29,6 +29,7 @@ from liquid.exceptions import LiquidError
 
 from personas import messaging
 from personas.models import AuditEvent, ConsentState, Persona, PersonaStatus
+from personas.models.persona import is_visible
 from personas.normalize import normalize_email, try_phone
 from personas.services import changes
 from personas.services.bulkdb import insert_tuples, update_tuples
@@ -204,7 +205,7 @@ class StepResult:
 
 
 def _visible(persona: Persona | None) -> bool:
-    return persona is not None and not persona.hidden and persona.status == PersonaStatus.ACTIVE
+    return persona is not None and is_visible(persona) and persona.status == PersonaStatus.ACTIVE
 
 
 def _step_persona_update(props, ctx, persona, actor, now) -> StepResult:

@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from personas.models import ADDRESS_CHANNELS, Channel, Persona, PersonaStatus, PointsEntry, Store
-from personas.models.persona import EntrySource, FavoriteStoreSource
+from personas.models.persona import EntrySource, FavoriteStoreSource, is_visible
 from personas.normalize import name_key
 from personas.services import changes
 from personas.services import consent as consent_rules
@@ -347,7 +347,7 @@ class Importer:
             if not value:
                 continue
             for other in found.get((key, _ident(key, row.fields.get)), []):
-                if other.hidden:
+                if not is_visible(other):
                     return None, NEUTRAL_REFUSAL
                 if match is None or other.pk == match.pk or other.status != PersonaStatus.ACTIVE:
                     continue
@@ -357,7 +357,7 @@ class Importer:
                         f"Its {label} belongs to another persona (#{other.pk}) than the one "
                         f"matched (#{match.pk}): merge them first."
                     )
-        if match is not None and match.hidden:
+        if match is not None and not is_visible(match):
             return None, NEUTRAL_REFUSAL
         if match is not None and match.status == PersonaStatus.ARCHIVED:
             return (
@@ -858,7 +858,7 @@ def send_pending_double_opt_in(job_id: int) -> int:
                 if (
                     persona.text_consent == "pending"
                     and persona.status == PersonaStatus.ACTIVE
-                    and not persona.hidden
+                    and is_visible(persona)
                 ):
                     messaging.queue(
                         persona, channel="text", template="double_opt_in", transactional=True

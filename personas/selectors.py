@@ -36,7 +36,7 @@ _PHONEISH = re.compile(r"^[\d\s()+.\-]+$")
 
 def visible_personas(user: Any) -> QuerySet[Persona]:
     """Every persona staff may look at, in any status (blocklisted ones are never visible)."""
-    return Persona.objects.filter(hidden=False)
+    return Persona.objects.visible()
 
 
 def active_personas(user: Any) -> QuerySet[Persona]:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from ..models import ADDRESS_CHANNELS, ConsentState, OutboundMessage, Persona
+from ..models.persona import is_visible
 from ..services import consent as consent_rules
 
 TEMPLATES = {
@@ -131,7 +132,7 @@ def deliver(message_id: int) -> str:
         if message is None:
             return "skipped"
         persona = message.persona
-        allowed = persona is not None and message.to and not persona.hidden
+        allowed = persona is not None and message.to and is_visible(persona)
         if allowed:
             allowed = consent_allows(message, persona)
         if allowed and message.channel == "text" and not message.transactional:

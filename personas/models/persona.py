@@ -55,6 +55,11 @@ def visible_q(prefix: str = "") -> Q:
     return Q(**{f"{prefix}hidden": False})
 
 
+def is_visible(persona: object) -> bool:
+    """``visible_q`` for a loaded persona (or an import's row of one)."""
+    return not getattr(persona, "hidden", False)
+
+
 class PersonaQuerySet(models.QuerySet):
     """``visible()``: what staff may see anywhere (never a blocklisted persona);
     ``restrict(user)``: the same, except for the privacy/support group (Django admin)."""

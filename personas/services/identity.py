@@ -15,6 +15,7 @@ from __future__ import annotations
 from django.db.models import Q
 
 from ..models import Persona, PersonaStatus, PossibleDuplicate
+from ..models.persona import is_visible
 
 
 def customer_for(
@@ -39,7 +40,7 @@ def customer_for(
         return active
     for merged in base.filter(status=PersonaStatus.MERGED).order_by("-id")[:5]:
         survivor = follow_chain(merged)
-        if survivor.status == PersonaStatus.ACTIVE and (include_hidden or not survivor.hidden):
+        if survivor.status == PersonaStatus.ACTIVE and (include_hidden or is_visible(survivor)):
             return survivor
     return None
 

@@ -22,6 +22,7 @@ from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
 
 from ..models import ConsentState, InboundMessage, Persona, PersonaStatus
+from ..models.persona import is_visible
 from ..normalize import try_phone
 from . import consent as consent_rules
 from .changes import Actor, ChangeError, Changeset, ConsentAction, ConsentOp, apply
@@ -136,7 +137,7 @@ def _apply(phone: str | None, holders: list[Persona], reply: Reply, sid: str) ->
             return Outcome.UNBLOCKED
         return Outcome.UNKNOWN
     target = active or holders[0]
-    if target.hidden:
+    if not is_visible(target):
         return Outcome.IGNORED
     if reply.intent == "confirm":
         if record.state != ConsentState.PENDING:

@@ -36,7 +36,7 @@ from ..models import (
     PossibleDuplicate,
     Purchase,
 )
-from ..models.persona import visible_q
+from ..models.persona import is_visible, visible_q
 from . import consent as consent_rules
 from .changes import (
     Actor,
@@ -194,7 +194,7 @@ def merge(
 def _merge(survivor_id: int, merged_id: int, actor: Actor, choices: dict[str, str]) -> MergeRecord:
     locked = _lock(survivor_id, merged_id)
     survivor, other = locked.get(survivor_id), locked.get(merged_id)
-    if survivor is None or other is None or survivor.hidden or other.hidden:
+    if survivor is None or other is None or not is_visible(survivor) or not is_visible(other):
         raise MergeError("One of these personas no longer exists.")
     if survivor.status != PersonaStatus.ACTIVE:
         raise MergeError(
@@ -503,7 +503,7 @@ def duplicate_candidates(limit: int = 100) -> list[Candidate]:
             if not others:
                 continue
             survivor = follow_chain(old)
-            if survivor.status != PersonaStatus.ACTIVE or survivor.hidden:
+            if survivor.status != PersonaStatus.ACTIVE or not is_visible(survivor):
                 continue
             for other in others[:5]:
                 if other.pk != survivor.pk:
@@ -565,7 +565,7 @@ def merge_lookup(raw: str) -> tuple[Persona | None, Persona | None]:
     if found is None:
         return None, None
     survivor = follow_chain(found)
-    if survivor.hidden or survivor.status == PersonaStatus.ERASED:
+    if not is_visible(survivor) or survivor.status == PersonaStatus.ERASED:
         return None, None
     return found, survivor
 

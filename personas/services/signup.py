@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..models import ADDRESS_CHANNELS, EntrySource, FavoriteStoreSource, Persona, SignupForm
+from ..models.persona import is_visible
 from .changes import Actor, ChangeError, Changeset, ConsentAction, ConsentOp, apply, create
 from .identity import customer_for, flag_possible_duplicate
 
@@ -54,7 +55,7 @@ def submit(form: SignupForm, data: dict[str, Any]) -> SignupResult:
             and ADDRESS_CHANNELS[channel] == kind
             and getattr(holder, kind) == fields[kind]
             and holder.consent(channel) not in ("opted_in", "pending")
-            and not holder.hidden
+            and is_visible(holder)
         ]
         if ops:
             try:
