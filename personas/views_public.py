@@ -256,11 +256,17 @@ def wallet_consent(request: HttpRequest, channel: str) -> HttpResponse:
         messages.error(request, "That change was not understood; nothing changed.")
         return redirect("personas:wallet")
     action = ConsentAction.OPT_IN if value == "on" else ConsentAction.OPT_OUT
+    actor = _wallet_actor(request, persona)
+    proof = ", ".join(sorted(actor.proven)) or "an identifier the profile no longer holds"
     try:
         result = apply(
             persona,
-            Changeset(consents=[ConsentOp(channel, action)], action="consent changed"),
-            _wallet_actor(request, persona),
+            Changeset(
+                consents=[ConsentOp(channel, action)],
+                action="consent changed",
+                evidence=f"Wallet, signed in with a one-time code sent to the {proof}",
+            ),
+            actor,
         )
     except ChangeError as exc:
         messages.error(request, " ".join(exc.messages))

@@ -6,6 +6,7 @@ rule of ``personas.services.consent`` with a table.
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
@@ -395,3 +396,14 @@ def test_wallet_signed_in_by_phone_turns_email_on_with_a_confirmation_link():
     c.post(reverse("personas:wallet_consent", args=["email"]), {"value": "on"})
     persona.refresh_from_db()
     assert persona.email_consent == "pending"
+
+
+def test_demo_data_keeps_every_consent_as_its_addresses_record():
+    from django.core.management import call_command
+
+    call_command("seed_demo", personas=60, stdout=io.StringIO())
+    for persona in Persona.objects.exclude(status="erased"):
+        for channel in ("text", "voice", "email"):
+            address = consent.address_of(channel, phone=persona.phone, email=persona.email)
+            assert persona.consent(channel) == consent.record_for(channel, address).state
+    assert ContactConsent.objects.filter(state="opted_in").exists()

@@ -309,10 +309,33 @@ class Command(BaseCommand):
                     for persona, pk in zip(personas, ids, strict=True):
                         persona.pk = pk
                 self._history(personas, purchases_spec, stores, rng, now)
+                self._address_records(personas, now)
             created += len(personas)
             if n > batch:
                 self.stdout.write(f"  {created}/{n}")
         return created
+
+    def _address_records(self, personas, now) -> None:
+        """Consent belongs to the address: each demo consent is its phone's or email's record
+        (the personas written directly above mirror them, as the service keeps them)."""
+        from personas.models import ADDRESS_CHANNELS, ContactConsent
+        from personas.services.consent import address_digest, address_of
+
+        rows = []
+        for persona in personas:
+            for channel in ADDRESS_CHANNELS:
+                address = address_of(channel, phone=persona.phone, email=persona.email)
+                state = persona.consent(channel)
+                if address and state != ConsentState.NEVER:
+                    rows.append(
+                        ContactConsent(
+                            channel=channel,
+                            digest=address_digest(channel, address),
+                            state=state,
+                            updated_at=now,
+                        )
+                    )
+        ContactConsent.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
 
     def _history(self, personas, purchases_spec, stores, rng, now) -> None:
         events, purchases, entries = [], [], []
