@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 from django.http import Http404
@@ -28,7 +29,14 @@ from .models import (
     Purchase,
 )
 from .models.persona import visible_q
-from .normalize import name_key, prefix_range, try_phone
+from .normalize import (
+    name_key,
+    normalize_email,
+    prefix_range,
+    strip_format_characters,
+    try_phone,
+)
+from .services.identity import customer_for
 
 CANDIDATE_CAP = 500
 _PHONEISH = re.compile(r"^[\d\s()+.\-]+$")
@@ -109,8 +117,13 @@ def search_candidates(*, user: Any, query: str, base: QuerySet | None = None) ->
             exact.update(ids)
 
     if "@" in q:
-        email = q.lower()
+        try:
+            email = normalize_email(q) or ""
+        except ValidationError:  # a partial address: prefix search only
+            email = strip_format_characters(q).lower()
         collect(_ids(base.filter(email=email)), "email", True)
+        if not found:
+            _merged_survivor(collect, base, "email", email=email)
         collect(_ids(_range(base, "email", email)), "email")
     else:
         digits = re.sub(r"\D", "", q)
@@ -118,6 +131,8 @@ def search_candidates(*, user: Any, query: str, base: QuerySet | None = None) ->
             phone = try_phone(q) if len(digits) >= 7 else None
             if phone:
                 collect(_ids(base.filter(phone=phone)), "phone", True)
+                if not found:
+                    _merged_survivor(collect, base, "phone", phone=phone)
             if len(digits) >= 4:
                 collect(_ids(_range(base, "phone_rev", digits[::-1])), "phone")
         token = q[:64]
@@ -143,6 +158,13 @@ def search_candidates(*, user: Any, query: str, base: QuerySet | None = None) ->
         exact_id=next(iter(exact)) if len(exact) == 1 else None,
         capped=len(ids) >= CANDIDATE_CAP,
     )
+
+
+def _merged_survivor(collect: Any, base: Any, kind: str, **identifier: str) -> None:
+    """An identifier only a merged-away persona holds finds the profile staff kept."""
+    survivor = customer_for(**identifier)
+    if survivor is not None:
+        collect(_ids(base.filter(pk=survivor.pk)), f"{kind} of a merged persona", True)
 
 
 def _name_splits(key: str) -> list[tuple[str, str]]:

@@ -37,6 +37,7 @@ from ..models import (
 from ..normalize import identifier_digest, normalize_email, try_phone
 from . import consent as consent_rules
 from .changes import Actor, Changeset, ConsentAction, ConsentOp, PointsOp, apply
+from .merge import follow_chain
 
 ERASED = "[erased]"
 # Audit keys whose values are not personal data (kept after an erasure).
@@ -335,8 +336,10 @@ def erase_by_identifiers(identifiers: list[Identifier], *, via: str) -> ErasureR
         )
         personas: dict[int, Persona] = {}
         for t in targets:
-            # Only what the proven identifiers hold (and what staff merged into it): never a
-            # persona reached through an identifier the customer did not prove.
+            # A merged-away persona's identifier resolves to its survivor (staff made them
+            # one customer). Then only what the proven identifiers hold and what staff merged
+            # into it: never a persona reached through an identifier nobody proved.
+            t = follow_chain(t) if t.status == PersonaStatus.MERGED else t
             for p in _related_personas(t, shared_identifiers=False):
                 personas.setdefault(p.pk, p)
         ids, digests, points = _erase_locked(list(personas.values()), actor)

@@ -491,3 +491,34 @@ def test_example_5_writes_to_a_merged_away_persona_are_refused():
     assert list(PointsEntry.objects.filter(persona=merged).values_list("id", flat=True)) == before
     assert not NotDuplicate.objects.exists()
     assert not merged.flow_runs.exists() if hasattr(merged, "flow_runs") else True
+
+
+def test_data_controls_with_a_merged_away_personas_email_erase_the_survivor():
+    from personas.services.privacy import Identifier, erase_by_identifiers
+
+    a = changes.create(Changeset(fields={"email": "ann@example.com"}), _staff()).persona
+    b = changes.create(Changeset(fields={"email": "anne@example.com"}), _staff()).persona
+    merge.merge(a.pk, b.pk, actor=_staff())
+    other = changes.create(Changeset(fields={"email": "zed@example.com"}), _staff()).persona
+    erase_by_identifiers([Identifier("email", "anne@example.com")], via="public_page")
+    a.refresh_from_db()
+    other.refresh_from_db()
+    assert a.status == PersonaStatus.ERASED and other.status == PersonaStatus.ACTIVE
+
+
+def test_staff_search_for_a_merged_personas_identifier_finds_the_survivor(client):
+    a = changes.create(
+        Changeset(fields={"first_name": "Kept", "email": "ann@example.com"}), _staff()
+    ).persona
+    b = changes.create(
+        Changeset(
+            fields={"first_name": "Gone", "email": "anne@example.com", "phone": "+12025550177"}
+        ),
+        _staff(),
+    ).persona
+    merge.merge(a.pk, b.pk, actor=_staff(), choices={"phone": "survivor"})
+    changes.apply(a, Changeset(fields={"phone": "+12025550178"}), _staff())
+    client.force_login(make_user("Staff"))
+    for q in ("anne@example.com\u200b", "(202) 555-0177"):
+        page = client.get(reverse("personas:list"), {"q": q}, follow=True).content.decode()
+        assert "Kept" in page, q
