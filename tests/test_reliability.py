@@ -121,7 +121,8 @@ def test_staff_edits_flow_steps_and_an_import_batch_on_one_persona_lose_nothing(
 
 
 def test_several_workers_never_run_the_same_task_twice():
-    persona = PersonaFactory(phone="+12025550124")
+    # Double opt-in requests go out while the number's request is pending.
+    persona = PersonaFactory(phone="+12025550124", text_consent="pending")
     messages = [
         OutboundMessageFactory(persona=persona, to=persona.phone, transactional=True)
         for _ in range(60)
