@@ -247,6 +247,15 @@ BLOCKLIST_HMAC_KEY = os.environ.get("BLOCKLIST_HMAC_KEY", SECRET_KEY)
 IMPORTS_MAX_BYTES = int(os.environ.get("IMPORTS_MAX_BYTES", str(500 * 1024 * 1024)))
 IMPORTS_STALE_SECONDS = int(os.environ.get("IMPORTS_STALE_SECONDS", "120"))
 IMPORTS_BATCH_SIZE = int(os.environ.get("IMPORTS_BATCH_SIZE", "1000"))
+# Cells that mean "no value" in spreadsheet and POS exports: read as blank (compared
+# case-insensitively after trimming).
+IMPORTS_EMPTY_MARKERS = env_list(
+    "IMPORTS_EMPTY_MARKERS", "N/A,n/a,NA,NULL,null,#N/A,none,None,-,--,?,(blank),nil"
+)
+# Hard limits on a file's shape, checked before a row is held whole: the most columns read, and
+# the longest line (the header included). A file beyond them is refused with the line number.
+IMPORTS_MAX_COLUMNS = int(os.environ.get("IMPORTS_MAX_COLUMNS", "500"))
+IMPORTS_MAX_LINE_BYTES = int(os.environ.get("IMPORTS_MAX_LINE_BYTES", str(1024 * 1024)))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # uploads above this stream to a temporary file
 FILE_UPLOAD_HANDLERS = [
     "imports.uploads.SizeLimitUploadHandler",  # stops an upload past IMPORTS_MAX_BYTES

@@ -22,8 +22,11 @@ TARGET_CHOICES = [
 
 class UploadForm(forms.Form):
     file = forms.FileField(
-        label="CSV file",
-        help_text="UTF-8, UTF-16 or Windows-1252; comma, semicolon or tab separated.",
+        label="CSV file or spreadsheet",
+        help_text=(
+            "CSV: UTF-8, UTF-16 or Windows-1252; comma, semicolon or tab separated. "
+            "Excel or OpenDocument (.xlsx, .xls, .ods): the first sheet is read."
+        ),
     )
     encoding = forms.ChoiceField(label="Encoding", choices=ENCODING_CHOICES, required=False)
     delimiter = forms.ChoiceField(label="Delimiter", choices=DELIMITER_CHOICES, required=False)
@@ -31,7 +34,8 @@ class UploadForm(forms.Form):
     def __init__(self, *args: Any, too_large: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         limit = filesizeformat(settings.IMPORTS_MAX_BYTES)
-        self.fields["file"].help_text += f" Up to {limit}."
+        columns = settings.IMPORTS_MAX_COLUMNS
+        self.fields["file"].help_text += f" Up to {limit} and {columns:,} columns."
         if too_large:  # SizeLimitUploadHandler stopped the file: say why it is missing
             self.fields["file"].error_messages["required"] = limit_message()
 

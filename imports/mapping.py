@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from personas.normalize import (
@@ -254,8 +256,8 @@ class ParsedRow:
     consents: dict[str, bool] = field(default_factory=dict)
     points: int | None = None
     store: str = ""
-    errors: list[str] = field(default_factory=list)
-    # Cells the row is taken without (a placeholder phone or email: it identifies nobody).
+    errors: list[str] = field(default_factory=list)  # what refuses the whole row
+    # Cells the row is taken without (not usable, or a placeholder that identifies nobody).
     warnings: list[str] = field(default_factory=list)
     prints: list[int] = field(default_factory=list)  # identifier fingerprints (in-file dedupe)
 
@@ -264,17 +266,60 @@ class ParsedRow:
         return not any(cell.strip() for cell in self.raw)
 
 
+_markers_cache: tuple[tuple[str, ...], frozenset[str]] = ((), frozenset())
+
+
+def empty_markers() -> frozenset[str]:
+    """What spreadsheets and POS exports write for "no value" (``IMPORTS_EMPTY_MARKERS``),
+    lower-cased: such a cell is blank."""
+    global _markers_cache
+    configured = tuple(settings.IMPORTS_EMPTY_MARKERS)
+    if _markers_cache[0] != configured:
+        _markers_cache = (configured, frozenset(m.strip().lower() for m in configured))
+    return _markers_cache[1]
+
+
+def is_blank(value: str, markers: frozenset[str] | None = None) -> bool:
+    text = value.strip() if value else ""
+    return not text or text.lower() in (empty_markers() if markers is None else markers)
+
+
+def mail_address(value: str) -> str:
+    """The address of an email written as mail programs export it: ``mailto:x@y``,
+    ``<x@y>`` or ``Name <x@y>``; any other text unchanged (``normalize_email`` judges it)."""
+    text = value.strip()
+    if text[:7].lower() == "mailto:":
+        text = text[7:].split("?", 1)[0].strip()
+    if "<" in text and text.endswith(">"):
+        _name, address = parseaddr(text)
+        if address and "@" in address:
+            return address
+    return text
+
+
+def _cell_problem(header: str, value: str, message: str) -> str:
+    """One unusable cell, in the words of the report: its column, its value as typed, why."""
+    typed = " ".join(value.split())[:40]
+    if typed and typed not in message:
+        return f"{header}: {message} (“{typed}”)"
+    return f"{header}: {message}"
+
+
 def parse_row(line: int, cells: list[str], columns: list[tuple[int, str, str]]) -> ParsedRow:
-    """``columns``: (index, target, header) for every mapped column."""
+    """``columns``: (index, target, header) for every mapped column.
+
+    A cell that cannot be used goes to ``warnings`` (the row is taken without it when another
+    of its cells identifies the customer); ``errors`` are what refuses the whole row."""
     row = ParsedRow(line, cells)
     if any("\x00" in cell for cell in cells):
         row.errors.append("The row contains a NUL character (a damaged file?)")
         return row
+    markers = empty_markers()
     for index, target, header in columns:
         if index >= len(cells):
             continue
         value = cells[index]
-        if not value or not value.strip():
+        if is_blank(value, markers):
             continue
         try:
             if target.startswith("attr:"):
@@ -285,7 +330,7 @@ def parse_row(line: int, cells: list[str], columns: list[tuple[int, str, str]]) 
             elif target == "customer_id":
                 row.fields[target] = clean_text(value, max_length=64, label=header)
             elif target == "email":
-                row.fields["email"] = normalize_email(value)
+                row.fields["email"] = normalize_email(mail_address(value))
             elif target == "phone":
                 row.fields["phone"] = normalize_phone(value)
                 ext = phone_extension(value)
@@ -304,6 +349,5 @@ def parse_row(line: int, cells: list[str], columns: list[tuple[int, str, str]]) 
         except PlaceholderIdentifier as exc:
             row.warnings.append(f"{header}: {exc.messages[0].rstrip('.')}")
         except ValidationError as exc:
-            message = exc.messages[0].rstrip(".")
-            row.errors.append(f"{header}: {message}")
+            row.warnings.append(_cell_problem(header, value, exc.messages[0].rstrip(".")))
     return row

@@ -55,6 +55,8 @@ class ImportJob(models.Model):
     unchanged = models.IntegerField(default=0)
     skipped = models.IntegerField(default=0)
     errors = models.IntegerField(default=0)
+    # Rows taken (created/updated/unchanged) without a cell that was not usable.
+    warnings = models.IntegerField(default=0)
     preview = models.JSONField(default=dict, blank=True)
     message = models.CharField(max_length=300, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)

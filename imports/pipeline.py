@@ -67,9 +67,12 @@ class Counts:
     unchanged: int = 0
     skipped: int = 0
     error: int = 0
+    warnings: int = 0  # taken rows (created/updated/unchanged) left without a cell
 
-    def add(self, outcome: str) -> None:
+    def add(self, outcome: str, warning: str = "") -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
+        if warning:
+            self.warnings += 1
 
     @property
     def total(self) -> int:
@@ -278,12 +281,13 @@ class Importer:
         if row.store:
             store_id = self.stores.get(row.store.lower())
             if store_id is None:
-                row.errors.append(f"Favorite store: no store is called “{row.store[:60]}”")
+                row.warnings.append(f"Favorite store: no store is called “{row.store[:60]}”")
             else:
                 row.fields["_store"] = store_id
         if row.errors:
             return row, RowResult(line, "error", "; ".join(row.errors) + ".", cells)
         if not any(row.fields.get(k) for k in ("phone", "email", "customer_id")):
+            # Only now do the unusable cells refuse the row: nothing else identifies it.
             why = "No phone, email or customer ID to identify the customer"
             return row, RowResult(line, "error", "; ".join([why, *row.warnings]) + ".", cells)
         row.prints = [
@@ -655,13 +659,13 @@ def preview(job: ImportJob) -> dict[str, Any]:
     """Count what the import would do over the whole file, with the first rows of each kind."""
     importer = Importer(job, write=False)
     counts = Counts()
-    examples: dict[str, list[dict[str, Any]]] = {name: [] for name in OUTCOMES}
+    examples: dict[str, list[dict[str, Any]]] = {name: [] for name in (*OUTCOMES, "warning")}
     rows = iter_rows(job.file.path, encoding=job.encoding, delimiter=job.delimiter)
     done = 0
     try:
         for batch in batches(rows, BATCH_SIZE):
             for result in importer.process(batch):
-                counts.add(result.outcome)
+                counts.add(result.outcome, result.warning)
                 if len(examples[result.outcome]) < PREVIEW_EXAMPLES:
                     examples[result.outcome].append(
                         {
@@ -670,11 +674,24 @@ def preview(job: ImportJob) -> dict[str, Any]:
                             "cells": _cells(batch, result),
                         }
                     )
+                if result.warning and len(examples["warning"]) < PREVIEW_EXAMPLES:
+                    examples["warning"].append(
+                        {
+                            "line": result.line,
+                            "reason": result.warning,
+                            "cells": _cells(batch, result),
+                        }
+                    )
             done += len(batch)
             ImportJob.objects.filter(pk=job.pk).update(rows_done=done, heartbeat_at=timezone.now())
     finally:
         importer.close()
-    return {"counts": counts.as_dict(), "examples": examples, "total": counts.total}
+    return {
+        "counts": counts.as_dict(),
+        "warnings": counts.warnings,
+        "examples": examples,
+        "total": counts.total,
+    }
 
 
 def _cells(batch: list[tuple[int, list[str]]], result: RowResult) -> list[str]:
@@ -696,7 +713,7 @@ def run(job_id: int) -> ImportJob:
     now = timezone.now()
     if job.checkpoint_line == 0:  # a fresh run: nothing counted yet
         ImportJob.objects.filter(pk=job.pk).update(
-            rows_done=0, created=0, updated=0, unchanged=0, skipped=0, errors=0
+            rows_done=0, created=0, updated=0, unchanged=0, skipped=0, errors=0, warnings=0
         )
     ImportJob.objects.filter(pk=job.pk).update(
         status=ImportJob.Status.RUNNING,
@@ -793,7 +810,7 @@ def _commit_batch(
         counts = Counts()
         issues = []
         for result in results:
-            counts.add(result.outcome)
+            counts.add(result.outcome, result.warning)
             if result.outcome in ("skipped", "error") or result.warning:
                 issues.append(
                     ImportIssue(
@@ -812,6 +829,7 @@ def _commit_batch(
         job.unchanged += counts.unchanged
         job.skipped += counts.skipped
         job.errors += counts.error
+        job.warnings += counts.warnings
         job.rows_done += len(batch)
         job.checkpoint_line = batch[-1][0]
         job.heartbeat_at = timezone.now()
@@ -822,6 +840,7 @@ def _commit_batch(
                 "unchanged",
                 "skipped",
                 "errors",
+                "warnings",
                 "rows_done",
                 "checkpoint_line",
                 "heartbeat_at",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import tempfile
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,8 +18,10 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from .csvfile import CSVFileError, escape_cell, sniff
-from .mapping import MATCH_KEYS, auto_mapping, validate_mapping
+from personas.normalize import normalize_email, normalize_phone
+
+from .csvfile import CSVFileError, escape_cell, is_spreadsheet, sniff, spreadsheet_to_csv
+from .mapping import MATCH_KEYS, auto_mapping, mail_address, validate_mapping
 from .models import ImportIssue, ImportJob, SavedMapping
 from .tasks import preview_import, run_import, send_double_opt_in
 from .uploads import limit_message
@@ -27,14 +30,37 @@ from .uploads import limit_message
 def upload(
     fileobj: Any, *, name: str, user: Any, encoding: str = "", delimiter: str = ""
 ) -> ImportJob:
-    """Store the uploaded file (streamed in chunks) and detect its format and headers."""
+    """Store the uploaded file (streamed in chunks) and detect its format and headers.
+
+    A spreadsheet (.xlsx, .xls, .ods) is stored as the CSV text of its first sheet."""
     size = getattr(fileobj, "size", None)
     if size is not None and size > settings.IMPORTS_MAX_BYTES:
         raise ValidationError(limit_message())
-    if not name.lower().endswith((".csv", ".txt", ".tsv")):
-        raise ValidationError("Upload a .csv file (comma, semicolon or tab separated).")
+    spreadsheet = is_spreadsheet(name)
+    if not spreadsheet and not name.lower().endswith((".csv", ".txt", ".tsv")):
+        raise ValidationError(
+            "Upload a .csv file (comma, semicolon or tab separated) or an Excel or "
+            "OpenDocument spreadsheet (.xlsx, .xls, .ods)."
+        )
     job = ImportJob(created_by=user, original_name=name[:255], size=size or 0)
-    job.file.save(f"{uuid.uuid4().hex}.csv", File(fileobj), save=False)
+    if spreadsheet:
+        # Converted once to UTF-8 CSV (first sheet), row by row; the rest reads it as CSV.
+        encoding, delimiter = "utf-8", ","
+        with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as converted:
+            try:
+                source = (
+                    fileobj.temporary_file_path()  # a large upload already on disk
+                    if hasattr(fileobj, "temporary_file_path")
+                    else fileobj
+                )
+                spreadsheet_to_csv(source, converted)
+            except CSVFileError as exc:
+                raise ValidationError(str(exc)) from exc
+            converted.flush()
+            converted.seek(0)
+            job.file.save(f"{uuid.uuid4().hex}.csv", File(converted.buffer), save=False)
+    else:
+        job.file.save(f"{uuid.uuid4().hex}.csv", File(fileobj), save=False)
     try:
         sniffed = sniff(job.file.path, encoding=encoding, delimiter=delimiter)
     except CSVFileError as exc:
@@ -242,33 +268,67 @@ def error_report(job: ImportJob) -> Iterator[str]:
 # Erasure: the import's stored rows must not keep an erased customer's values.
 
 
-def _scrub_cells(cells: list, values: list[str]) -> list:
+def _normalised_forms(cell: str) -> set[str]:
+    """The phone and email a cell stands for once normalised (``(202) 555-0301`` →
+    ``+12025550301``; ``Cal <CAL@x.com>`` → ``cal@x.com``); nothing when it is neither."""
+    forms: set[str] = set()
+    for normalise in (normalize_phone, lambda v: normalize_email(mail_address(v))):
+        try:
+            value = normalise(cell)
+        except (ValidationError, ValueError, TypeError):
+            continue
+        if value:
+            forms.add(value)
+    return forms
+
+
+def _scrub_cells(cells: list, values: list[str], identifiers: set[str] | None = None) -> list:
+    """``cells`` with every cell holding one of ``values`` (case-insensitive), or whose
+    normalised phone or email is one of ``identifiers``, replaced by ``[erased]``."""
     lowered = [v.lower() for v in values]
-    return [
-        "[erased]" if isinstance(c, str) and any(v in c.lower() for v in lowered) else c
-        for c in cells
-    ]
+    out = []
+    for c in cells:
+        if isinstance(c, str) and (
+            any(v in c.lower() for v in lowered)
+            or (identifiers and c.strip() and _normalised_forms(c) & identifiers)
+        ):
+            out.append("[erased]")
+        else:
+            out.append(c)
+    return out
+
+
+def _phone_needles(values: list[str]) -> tuple[set[str], list[str]]:
+    """The erased phones (E.164) and, to find the rows that may hold them as typed, their
+    last four digits (``555-0301``, ``5550301`` and ``(202) 555-0301`` all contain ``0301``)."""
+    phones = {v for v in values if v.startswith("+") and v[1:].isdigit()}
+    return phones, sorted({p[-4:] for p in phones if len(p) > 5})
 
 
 def scrub_erased(persona_ids: list[int], values: list[str]) -> None:
     needles = [v for v in values if len(v) >= 3]
     if not needles:
         return
-    for value in needles:
+    phones, tails = _phone_needles(needles)
+    identifiers = phones | {v.lower() for v in needles if "@" in v}
+    # The exact values, and the rows that may hold an erased phone in another format.
+    for value in [*needles, *tails]:
         issues = ImportIssue.objects.annotate(text=Cast("raw", TextField())).filter(
             text__icontains=value
         )
         for issue in issues:
-            ImportIssue.objects.filter(pk=issue.pk).update(raw=_scrub_cells(issue.raw, needles))
+            raw = _scrub_cells(issue.raw, needles, identifiers)
+            if raw != issue.raw:
+                ImportIssue.objects.filter(pk=issue.pk).update(raw=raw)
         jobs = ImportJob.objects.annotate(
             s=Cast("sample", TextField()), p=Cast("preview", TextField())
         ).filter(s__icontains=value) | ImportJob.objects.annotate(
             s=Cast("sample", TextField()), p=Cast("preview", TextField())
         ).filter(p__icontains=value)
         for job in jobs:
-            sample = [_scrub_cells(row, needles) for row in job.sample]
+            sample = [_scrub_cells(row, needles, identifiers) for row in job.sample]
             preview = job.preview or {}
             for examples in (preview.get("examples") or {}).values():
                 for example in examples:
-                    example["cells"] = _scrub_cells(example.get("cells", []), needles)
+                    example["cells"] = _scrub_cells(example.get("cells", []), needles, identifiers)
             ImportJob.objects.filter(pk=job.pk).update(sample=sample, preview=preview)
