@@ -271,7 +271,8 @@ def _consent_rows(persona: Any) -> list[dict[str, Any]]:
                 "label": labels[channel],
                 "state": state,
                 "state_label": ConsentState(state).label,
-                "on": state in (ConsentState.OPTED_IN, ConsentState.PENDING),
+                # A pending request is not an opt-in: the switch shows off until the YES.
+                "on": state == ConsentState.OPTED_IN,
                 "readonly": channel == "push",
                 "needs_phone": channel in ("text", "voice") and not persona.phone,
                 "needs_email": channel == "email" and not persona.email,

@@ -119,13 +119,13 @@ def transition(
             if wants_doi:
                 if before == ConsentState.PENDING and explicit:
                     return Transition(before, resend=True)
-                if before == ConsentState.OPTED_IN:
-                    return keep
+                if before in (ConsentState.OPTED_IN, ConsentState.PENDING):
+                    return keep  # asked already: only an explicit resend sends it again
                 return Transition(ConsentState.PENDING, double_opt_in=True)
         if channel == Channel.EMAIL and (explicit or email_double_opt_in):
             if before == ConsentState.PENDING and explicit:
                 return Transition(before, resend=True)
-            if before == ConsentState.OPTED_IN:
+            if before in (ConsentState.OPTED_IN, ConsentState.PENDING):
                 return keep
             return Transition(ConsentState.PENDING, double_opt_in=True)
         return Transition(ConsentState.OPTED_IN)

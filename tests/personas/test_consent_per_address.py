@@ -407,3 +407,22 @@ def test_demo_data_keeps_every_consent_as_its_addresses_record():
             address = consent.address_of(channel, phone=persona.phone, email=persona.email)
             assert persona.consent(channel) == consent.record_for(channel, address).state
     assert ContactConsent.objects.filter(state="opted_in").exists()
+
+
+def test_opting_in_again_while_pending_sends_nothing_more():
+    persona = changes.create(Changeset(fields={"phone": A_PHONE}), _staff()).persona
+    opt_in = Changeset(consents=[ConsentOp("text", ConsentAction.OPT_IN)])
+    changes.apply(persona, opt_in, _staff())
+    changes.apply(persona, opt_in, _staff())  # a second click: no second text
+    assert OutboundMessage.objects.filter(persona=persona, template="double_opt_in").count() == 1
+
+
+def test_a_pending_text_shows_off_with_resend_and_cancel_and_no_opt_out_question(client):
+    persona = changes.create(Changeset(fields={"phone": A_PHONE}), _staff()).persona
+    changes.apply(persona, Changeset(consents=[ConsentOp("text", ConsentAction.OPT_IN)]), _staff())
+    client.force_login(make_user("Staff"))
+    page = client.get(reverse("personas:detail", args=[persona.pk])).content.decode()
+    text_row = page[page.index("Text opted in") : page.index("Voice opted in")]
+    assert "Resend double opt-in text" in text_row and "Cancel request" in text_row
+    assert "Opt this customer out" not in text_row and 'aria-checked="true"' not in text_row
+    assert "Cancel the double opt-in request? Text will be opted out" in text_row
