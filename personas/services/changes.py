@@ -562,19 +562,17 @@ def _derive_address_consents(plan: Plan, actor: Actor, now: dt.datetime) -> None
     """A persona that holds a new address (or becomes active again) shows that address's own
     record: consent never travels from one phone number or email address to another."""
     persona = plan.persona
-    for channel in ADDRESS_CHANNELS:
-        address = consent_rules.address_of(channel, phone=persona.phone, email=persona.email)
-        after = consent_rules.record_for(channel, address).state
-        before = getattr(persona, f"{channel}_consent")
-        if after == before:
-            continue
-        kind = ADDRESS_CHANNELS[channel]
-        if address is None:
-            why = f"No {'phone number' if kind == 'phone' else 'email address'} any more"
-        else:
-            why = f"This {'phone number' if kind == 'phone' else 'email address'}'s own consent"
-        plan.changes[f"consent:{channel}"] = {"before": before, "after": after, "address": why}
-        _consent_change(plan, channel, before, after, False, actor, why, now)
+    for d in consent_rules.derive_from_addresses(
+        phone=persona.phone,
+        email=persona.email,
+        current={c: persona.consent(c) for c in ADDRESS_CHANNELS},
+    ):
+        plan.changes[f"consent:{d.channel}"] = {
+            "before": d.before,
+            "after": d.after,
+            "address": d.why,
+        }
+        _consent_change(plan, d.channel, d.before, d.after, False, actor, d.why, now)
 
 
 def _consent_step(
@@ -599,6 +597,28 @@ def _consent_step(
     return step, record
 
 
+def _address_write(
+    op: ConsentOp,
+    step: consent_rules.Transition,
+    before: str,
+    record: consent_rules.Record,
+    address: str | None,
+    actor: Actor,
+    evidence: str,
+) -> AddressWrite | None:
+    """What the address's record must become after one op (both planners), or None: a new
+    state, or the same state now chosen by the customer themselves (a STOP on an address
+    staff had opted out keeps it theirs to undo)."""
+    choice = consent_rules.customer_choice_after(actor.kind, step.after)
+    if address is None or (
+        step.after == before and (choice is None or choice == record.customer_choice)
+    ):
+        return None
+    return AddressWrite(
+        op.channel, address, step.after, step.hard, choice, actor.kind, actor.label, evidence
+    )
+
+
 def _plan_consent(plan: Plan, op: ConsentOp, actor: Actor, now: dt.datetime, evidence: str) -> None:
     persona = plan.persona
     field_name = f"{op.channel}_consent"
@@ -620,22 +640,9 @@ def _plan_consent(plan: Plan, op: ConsentOp, actor: Actor, now: dt.datetime, evi
         return
     if step.double_opt_in:
         plan.messages.append((op.channel, template))
-    choice = consent_rules.customer_choice_after(actor.kind, step.after)
-    if address is not None and (
-        step.after != before or (choice is not None and choice != record.customer_choice)
-    ):
-        plan.address_writes.append(
-            AddressWrite(
-                channel=op.channel,
-                address=address,
-                state=step.after,
-                hard=step.hard,
-                customer_choice=choice,
-                actor_kind=actor.kind,
-                actor_label=actor.label,
-                evidence=evidence,
-            )
-        )
+    write = _address_write(op, step, before, record, address, actor, evidence)
+    if write is not None:
+        plan.address_writes.append(write)
     if step.after == before:
         return
     entry = {"before": before, "after": step.after}
@@ -1486,17 +1493,14 @@ def _plan_row(
     consents: list[tuple[str, str, str, bool, str, str]] = []
     writes: list[AddressWrite] = []
     messages = False
-    for channel, kind in ADDRESS_CHANNELS.items():
-        address = consent_rules.address_of(channel, phone=values["phone"], email=values["email"])
-        state = consent_rules.record_for(channel, address).state
-        if address is None or state == values[f"{channel}_consent"]:
-            continue
-        why = f"This {'phone number' if kind == 'phone' else 'email address'}'s own consent"
-        before = values[f"{channel}_consent"]
-        values[f"{channel}_consent"] = state
-        changes[f"consent:{channel}"] = {"before": before, "after": state, "address": why}
-        digest = consent_rules.address_digest(channel, address)
-        consents.append((channel, before, state, False, digest, why))
+    for d in consent_rules.derive_from_addresses(
+        phone=values["phone"],
+        email=values["email"],
+        current={c: values[f"{c}_consent"] for c in ADDRESS_CHANNELS},
+    ):
+        values[f"{d.channel}_consent"] = d.after
+        changes[f"consent:{d.channel}"] = {"before": d.before, "after": d.after, "address": d.why}
+        consents.append((d.channel, d.before, d.after, False, d.digest, d.why))
     evidence = (changeset.evidence or actor.label)[:200]
     for op in changeset.consents:
         field_name = f"{op.channel}_consent"
@@ -1508,22 +1512,9 @@ def _plan_row(
         if step.resend:
             continue
         messages = messages or step.double_opt_in
-        choice = consent_rules.customer_choice_after(actor.kind, step.after)
-        if address is not None and (
-            step.after != before or (choice is not None and choice != record.customer_choice)
-        ):
-            writes.append(
-                AddressWrite(
-                    op.channel,
-                    address,
-                    step.after,
-                    step.hard,
-                    choice,
-                    actor.kind,
-                    actor.label,
-                    evidence,
-                )
-            )
+        write = _address_write(op, step, before, record, address, actor, evidence)
+        if write is not None:
+            writes.append(write)
         if step.after == before:
             continue
         values[field_name] = step.after

@@ -254,6 +254,38 @@ class batch:
 
 
 @dataclass(frozen=True)
+class Derived:
+    """A channel whose shown state changes because the persona holds another address."""
+
+    channel: str
+    before: str
+    after: str
+    digest: str  # the address's HMAC ("" when the persona holds no address any more)
+    why: str
+
+
+def derive_from_addresses(
+    *, phone: str | None, email: str | None, current: dict[str, str]
+) -> list[Derived]:
+    """The one rule for a persona that holds a new address, or becomes active again: each
+    address channel shows that address's own record ("never asked" without one). Consent
+    never travels from one phone number or email address to another. ``current``: channel →
+    the state the persona shows now. Used by the single and the bulk planners."""
+    out = []
+    for channel, kind in ADDRESS_CHANNELS.items():
+        address = address_of(channel, phone=phone, email=email)
+        after = record_for(channel, address).state
+        before = current[channel]
+        if after == before:
+            continue
+        noun = "phone number" if kind == "phone" else "email address"
+        why = f"This {noun}'s own consent" if address else f"No {noun} any more"
+        digest = address_digest(channel, address) if address else ""
+        out.append(Derived(channel, before, after, digest, why))
+    return out
+
+
+@dataclass(frozen=True)
 class AddressWrite:
     """A new state for an address's record, planned by the mutation path."""
 
