@@ -19,7 +19,6 @@ from django.views.decorators.http import require_http_methods, require_POST
 from .forms_privacy import CodeForm
 from .forms_public import PublicSignupForm, WalletStartForm, WalletStoreForm
 from .models import Channel, FavoriteStoreSource, Persona, PersonaStatus, SignupForm
-from .normalize import identifier_digest
 from .services import email_confirm as email_confirmation
 from .services import inbound, otp, signup
 from .services.changes import (
@@ -31,7 +30,7 @@ from .services.changes import (
     ConsentOp,
     apply,
 )
-from .services.identity import customer_for
+from .services.identity import customer_for, proven_kinds
 from .services.privacy import parse_identifier
 from .views_privacy import _client_key
 
@@ -131,12 +130,7 @@ WALLET_CHANNELS = [
 
 def _wallet_actor(request: HttpRequest, persona: Persona) -> Actor:
     """The customer, with the identifier they proved if the persona still holds it."""
-    proven = request.session.get(_WALLET_PROVEN)
-    kinds: list[str] = []
-    if isinstance(proven, list) and len(proven) == 2 and proven[0] in ("phone", "email"):
-        value = getattr(persona, proven[0])
-        if value and identifier_digest(proven[0], value) == proven[1]:
-            kinds.append(proven[0])
+    kinds = proven_kinds(persona, request.session.get(_WALLET_PROVEN))
     return Actor.customer("wallet", proven=kinds)
 
 

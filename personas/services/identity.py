@@ -16,6 +16,7 @@ from django.db.models import Q
 
 from ..models import Persona, PersonaStatus, PossibleDuplicate
 from ..models.persona import is_visible
+from ..normalize import identifier_digest
 
 
 def customer_for(
@@ -49,3 +50,13 @@ def flag_possible_duplicate(persona: Persona, other: Persona, *, reason: str) ->
     """Record a pair for staff's Possible duplicates (idempotent)."""
     low, high = sorted((persona, other), key=lambda p: p.pk)
     PossibleDuplicate.objects.get_or_create(persona=low, other=high, defaults={"reason": reason})
+
+
+def proven_kinds(persona: Persona, proof: object) -> list[str]:
+    """The identifier kinds a customer proved with a one-time code that ``persona`` still
+    holds. ``proof``: ``[kind, digest]`` as a session keeps it (no readable value); a proof of
+    an identifier the persona no longer holds proves nothing."""
+    if not (isinstance(proof, list) and len(proof) == 2 and proof[0] in ("phone", "email")):
+        return []
+    value = getattr(persona, proof[0])
+    return [proof[0]] if value and identifier_digest(proof[0], value) == proof[1] else []

@@ -490,7 +490,7 @@ def test_example_5_writes_to_a_merged_away_persona_are_refused():
     assert merged.text_consent == "never"
     assert list(PointsEntry.objects.filter(persona=merged).values_list("id", flat=True)) == before
     assert not NotDuplicate.objects.exists()
-    assert not merged.flow_runs.exists() if hasattr(merged, "flow_runs") else True
+    assert not merged.flow_runs.exists()
 
 
 def test_data_controls_with_a_merged_away_personas_email_erase_the_survivor():
