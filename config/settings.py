@@ -254,6 +254,9 @@ IMPORTS_EMPTY_MARKERS = env_list(
 )
 # Hard limits on a file's shape, checked before a row is held whole: the most columns read, and
 # the longest line (the header included). A file beyond them is refused with the line number.
+# Rows read at upload to show each column's number and date format on the mapping page (the
+# dry run then reads the whole file).
+IMPORTS_PROFILE_ROWS = int(os.environ.get("IMPORTS_PROFILE_ROWS", "20000"))
 IMPORTS_MAX_COLUMNS = int(os.environ.get("IMPORTS_MAX_COLUMNS", "500"))
 IMPORTS_MAX_LINE_BYTES = int(os.environ.get("IMPORTS_MAX_LINE_BYTES", str(1024 * 1024)))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # uploads above this stream to a temporary file

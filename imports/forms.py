@@ -4,10 +4,12 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.template.defaultfilters import filesizeformat
 
 from .csvfile import DELIMITERS, ENCODINGS
-from .mapping import MATCH_KEYS, TARGETS, attribute_key_for
+from .formats import ATTRIBUTE_TYPES, DATE_ORDERS, NUMBER_STYLES, Hints
+from .mapping import MATCH_KEYS, TARGETS, attribute_key_for, column_format
 from .models import ImportJob, SavedMapping
 from .uploads import limit_message
 
@@ -102,6 +104,7 @@ class MappingForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.job = job
         self.columns = []
+        hints = Hints(delimiter=job.delimiter)
         for index, header in enumerate(job.headers):
             target = job.mapping.get(str(index), "")
             choice = "attr" if target.startswith("attr:") else target
@@ -123,8 +126,58 @@ class MappingForm(forms.Form):
                     "samples": samples,
                     "select": self[f"col_{index}"],
                     "key": self[f"key_{index}"],
+                    **self._format_fields(index, header, target, hints),
                 }
             )
+
+    def _format_fields(self, index: int, header: str, target: str, hints: Hints) -> dict:
+        """How the column is read, with a choice where it matters: the type of a custom
+        attribute, the number style of a number column, the date order of a date column.
+        The first option is what the file shows ("as detected"); a column whose values leave
+        the order open says so and asks."""
+        if not target:
+            return {}
+        choice = (self.job.formats or {}).get(str(index), {})
+        profile = (self.job.profile or {}).get(str(index))
+        resolved = column_format(target, profile, choice, hints)
+        detected = column_format(target, profile, {}, hints)
+        fmt = resolved.format
+        out: dict[str, Any] = {"format": fmt, "ambiguous": resolved.ambiguous}
+        asks: list[tuple[str, str, str, dict[str, str]]] = []  # name, label, detected, options
+        if target.startswith("attr:"):
+            kind = ATTRIBUTE_TYPES.get(detected.format.kind, "Text")
+            asks.append(("type", f"Store “{header}” as", f"{kind} (detected)", ATTRIBUTE_TYPES))
+        if fmt.kind in ("number", "whole"):
+            style = f"{NUMBER_STYLES[detected.format.numbers]} (detected)"
+            asks.append(("numbers", f"Numbers in “{header}” are written", style, NUMBER_STYLES))
+        if fmt.kind == "date":
+            order = DATE_ORDERS[detected.format.dates]
+            order += " (the file doesn't say: check)" if detected.ambiguous else " (detected)"
+            asks.append(("dates", f"Dates in “{header}” are written", order, DATE_ORDERS))
+        for name, label, first, options in asks:
+            self.fields[f"{name}_{index}"] = forms.ChoiceField(
+                label=label,
+                choices=[("", first), *options.items()],
+                required=False,
+                initial=choice.get(name, ""),
+            )
+            out[name] = self[f"{name}_{index}"]
+        if out.get("type") or out.get("numbers") or out.get("dates"):
+            out["previews"] = self._previews(index, fmt)
+        return out
+
+    def _previews(self, index: int, fmt: Any) -> list[tuple[str, str]]:
+        from .pipeline import _shown
+
+        pairs = []
+        profile = (self.job.profile or {}).get(str(index)) or {}
+        values = [*(profile.get("proofs") or {}).values(), *profile.get("examples", [])]
+        for value in list(dict.fromkeys(values))[:3]:
+            try:
+                pairs.append((value, _shown(fmt.read(value))))
+            except ValidationError as exc:
+                pairs.append((value, f"not read: {exc.messages[0]}"))
+        return pairs
 
     def clean(self) -> dict:
         data = super().clean()
@@ -143,6 +196,21 @@ class MappingForm(forms.Form):
                 out[str(i)] = f"attr:{key or attribute_key_for(column['header'])}"
             else:
                 out[str(i)] = choice
+        return out
+
+    def formats(self) -> dict[str, dict[str, str]]:
+        """The answers on how to read columns: ``{"3": {"numbers": "comma"}}``."""
+        out: dict[str, dict[str, str]] = {}
+        for column in self.columns:
+            i = column["index"]
+            answers = {
+                name: self.cleaned_data.get(f"{name}_{i}") or ""
+                for name in ("type", "numbers", "dates")
+                if f"{name}_{i}" in self.fields
+            }
+            answers = {k: v for k, v in answers.items() if v}
+            if answers:
+                out[str(i)] = answers
         return out
 
     def match_keys(self) -> list[str]:

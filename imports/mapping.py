@@ -24,6 +24,8 @@ from personas.services.changes import (
     validate_attribute_value,
 )
 
+from .formats import ColumnFormat, ColumnProfile, Hints, Resolved, date_shape, resolve
+
 # target → (label, kind)
 TARGETS: dict[str, tuple[str, str]] = {
     "first_name": ("First name", "text"),
@@ -174,56 +176,22 @@ def validate_mapping(mapping: dict[str, str], headers: list[str]) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # Cells
 
-_TRUE = {"yes", "y", "true", "t", "1", "on", "x", "opted in", "optedin", "subscribed"}
-_FALSE = {"no", "n", "false", "f", "0", "off", "opted out", "optedout", "unsubscribed"}
-_DATE_FORMATS = (
-    "%Y-%m-%d",
-    "%m/%d/%Y",
-    "%m/%d/%y",
-    "%Y/%m/%d",
-    "%d.%m.%Y",
-    "%m-%d-%Y",
-    "%b %d %Y",
-    "%b %d, %Y",
-    "%B %d %Y",
-    "%B %d, %Y",
-    "%d %b %Y",
-    "%d %B %Y",
-    "%Y%m%d",
-)
-
 
 def parse_bool(value: str) -> bool:
-    v = value.strip().lower()
-    if v in _TRUE:
-        return True
-    if v in _FALSE:
-        return False
-    raise ValidationError(f"“{value[:40]}” is not yes/no (use yes/no, Y/N, true/false or 1/0)")
+    return ColumnFormat("bool").read(value)
 
 
-def parse_date(value: str) -> dt.date:
-    v = value.strip()
-    if len(v) == 10 and v[4] == "-" and v[7] == "-" and v.isascii():
-        # The common ISO form without strptime's cost; the same checks and messages.
-        try:
-            day = dt.date.fromisoformat(v)
-        except ValueError:
-            day = None
-        if day is not None:
-            return _past(day, value)
-    v = " ".join(v.split())
-    if "T" in v and len(v) > 10:
-        v = v.split("T")[0]
-    elif len(v) > 10 and " " in v and ":" in v:
-        v = v.rsplit(" ", 1)[0]
-    for fmt in _DATE_FORMATS:
-        try:
-            day = dt.datetime.strptime(v, fmt).date()
-        except ValueError:
-            continue
-        return _past(day, value)
-    raise ValidationError(f"“{value[:40]}” is not a date (use YYYY-MM-DD or MM/DD/YYYY)")
+def parse_date(value: str, fmt: ColumnFormat | None = None) -> dt.date:
+    """A birthday cell read by its column's format; alone (no column), ``05.04.1990`` is day
+    first, a date that reads one way only is read so, the rest by the phone region's habit."""
+    if fmt is None:
+        shape = date_shape(value, serials=False)
+        order = Hints().dates
+        if shape is not None and shape.orders is not None:
+            order = "dmy" if shape.dotted else order
+            order = order if order in shape.orders else next(iter(sorted(shape.orders)))
+        fmt = ColumnFormat("date", dates=order, past=True, serials=False)
+    return _past(fmt.read(value), value)
 
 
 def _past(day: dt.date, value: str) -> dt.date:
@@ -232,19 +200,28 @@ def _past(day: dt.date, value: str) -> dt.date:
     return day
 
 
-def parse_int(value: str) -> int:
-    v = value.strip().replace(",", "").replace(" ", "")
-    try:
-        number = float(v) if "." in v else int(v)
-    except ValueError as exc:
-        raise ValidationError(f"“{value[:40]}” is not a whole number") from exc
-    if isinstance(number, float):
-        if not number.is_integer():
-            raise ValidationError(f"“{value[:40]}” is not a whole number")
-        number = int(number)
-    if abs(number) > 10_000_000:
-        raise ValidationError(f"“{value[:40]}” is too large")
-    return number
+def parse_int(value: str, fmt: ColumnFormat | None = None) -> int:
+    return (fmt or ColumnFormat("whole", numbers=Hints().numbers)).read(value)
+
+
+def column_format(
+    target: str,
+    profile: dict[str, Any] | None,
+    choice: dict[str, str] | None,
+    hints: Hints,
+) -> Resolved:
+    """How the column mapped to ``target`` is read: its target's kind, what its values showed
+    (``profile``, see ``formats.ColumnProfile``) and the mapping's answers (``choice``)."""
+    kind = "attr" if target.startswith("attr:") else TARGETS.get(target, ("", "text"))[1]
+    if kind not in ("attr", "int", "date"):
+        kind = "bool" if kind == "bool" else "text"
+    return resolve(
+        kind,
+        ColumnProfile.from_dict(profile),
+        choice,
+        hints,
+        past=target == "birthday",
+    )
 
 
 @dataclass
@@ -305,8 +282,9 @@ def _cell_problem(header: str, value: str, message: str) -> str:
     return f"{header}: {message}"
 
 
-def parse_row(line: int, cells: list[str], columns: list[tuple[int, str, str]]) -> ParsedRow:
-    """``columns``: (index, target, header) for every mapped column.
+def parse_row(line: int, cells: list[str], columns: list[tuple]) -> ParsedRow:
+    """``columns``: (index, target, header[, format]) for every mapped column; a column
+    without its ``ColumnFormat`` is read by the defaults (``column_format`` of no profile).
 
     A cell that cannot be used goes to ``warnings`` (the row is taken without it when another
     of its cells identifies the customer); ``errors`` are what refuses the whole row."""
@@ -315,7 +293,9 @@ def parse_row(line: int, cells: list[str], columns: list[tuple[int, str, str]]) 
         row.errors.append("The row contains a NUL character (a damaged file?)")
         return row
     markers = empty_markers()
-    for index, target, header in columns:
+    for column in columns:
+        index, target, header = column[:3]
+        fmt = column[3] if len(column) > 3 else None
         if index >= len(cells):
             continue
         value = cells[index]
@@ -324,7 +304,8 @@ def parse_row(line: int, cells: list[str], columns: list[tuple[int, str, str]]) 
         try:
             if target.startswith("attr:"):
                 key = target[5:]
-                row.attrs[key] = validate_attribute_value(key, value.strip())
+                fmt = fmt or column_format(target, None, None, Hints()).format
+                row.attrs[key] = validate_attribute_value(key, fmt.read(value))
             elif target in ("first_name", "last_name"):
                 row.fields[target] = clean_text(value, max_length=150, label=header)
             elif target == "customer_id":
@@ -337,13 +318,13 @@ def parse_row(line: int, cells: list[str], columns: list[tuple[int, str, str]]) 
                 if ext:
                     row.fields["phone_ext"] = ext
             elif target == "birthday":
-                row.fields["birthday"] = parse_date(value)
+                row.fields["birthday"] = parse_date(value, fmt)
             elif target == "loyalty":
                 row.fields["loyalty_enrolled"] = parse_bool(value)
             elif target.endswith("_opt_in"):
                 row.consents[target.removesuffix("_opt_in")] = parse_bool(value)
             elif target == "points":
-                row.points = parse_int(value)
+                row.points = parse_int(value, fmt)
             elif target == "favorite_store":
                 row.store = value.strip()
         except PlaceholderIdentifier as exc:
@@ -351,3 +332,23 @@ def parse_row(line: int, cells: list[str], columns: list[tuple[int, str, str]]) 
         except ValidationError as exc:
             row.warnings.append(_cell_problem(header, value, exc.messages[0].rstrip(".")))
     return row
+
+
+def profile_rows(
+    rows: Any, *, columns: list[int], limit: int | None = None
+) -> dict[str, dict[str, Any]]:
+    """Profile ``columns`` over ``rows`` (``(line, cells)`` pairs; the first ``limit`` rows
+    when given): column index as text → ``ColumnProfile.as_dict()``. Blank cells and the
+    "no value" markers say nothing about a column's format."""
+    markers = empty_markers()
+    profiles = {index: ColumnProfile() for index in columns}
+    for count, (_line, cells) in enumerate(rows, start=1):
+        width = len(cells)
+        for index, profile in profiles.items():
+            if index < width:
+                value = cells[index]
+                if not is_blank(value, markers):
+                    profile.add(value)
+        if limit is not None and count >= limit:
+            break
+    return {str(index): profile.as_dict() for index, profile in profiles.items()}

@@ -40,6 +40,12 @@ class ImportJob(models.Model):
     sample = models.JSONField(default=list)  # the first rows, for the mapping page
 
     mapping = models.JSONField(default=dict)  # {"0": "phone", "3": "attr:shoe_size", "4": ""}
+    # What each column's values show of their format ({"3": ColumnProfile.as_dict()}): the
+    # first rows at upload, the whole file once the dry run has read it.
+    profile = models.JSONField(default=dict, blank=True)
+    # The mapping's answers on how to read a column ({"3": {"type": "number", "numbers":
+    # "comma", "dates": "dmy"}}); a missing answer means as detected.
+    formats = models.JSONField(default=dict, blank=True)
     match_keys = models.JSONField(default=list)  # ["phone", "email", "customer_id"]
     existing = models.CharField(max_length=12, choices=Existing.choices, default="fill_empty")
     double_opt_in = models.CharField(max_length=10, choices=DoubleOptIn.choices, default="now")

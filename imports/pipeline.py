@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -41,7 +42,8 @@ from personas.services.privacy import blocked_digests, identifier_digest
 
 from .csvfile import iter_rows, storable
 from .dedupe import SeenIdentifiers, fingerprint
-from .mapping import TARGETS, ParsedRow, parse_row
+from .formats import Hints
+from .mapping import TARGETS, ParsedRow, column_format, parse_row, profile_rows
 from .models import ImportIssue, ImportJob, PendingDoubleOptIn
 
 BATCH_SIZE = 1000
@@ -248,11 +250,17 @@ class Importer:
         self.job = job
         self.write = write
         headers = job.headers
-        self.columns = [
-            (int(index), target, headers[int(index)] if int(index) < len(headers) else index)
-            for index, target in sorted(job.mapping.items(), key=lambda kv: int(kv[0]))
-            if target
-        ]
+        hints = Hints(delimiter=job.delimiter)
+        profiles, choices = job.profile or {}, job.formats or {}
+        self.columns = []
+        self.resolved = {}  # column index → formats.Resolved (how the column is read)
+        for index, target in sorted(job.mapping.items(), key=lambda kv: int(kv[0])):
+            if not target:
+                continue
+            resolved = column_format(target, profiles.get(index), choices.get(index), hints)
+            self.resolved[int(index)] = resolved
+            header = headers[int(index)] if int(index) < len(headers) else index
+            self.columns.append((int(index), target, header, resolved.format))
         self.match_keys = [k for k in job.match_keys if k in ("phone", "email", "customer_id")]
         self.match_keys += [
             k for k in ("phone", "email", "customer_id") if k not in self.match_keys
@@ -655,8 +663,75 @@ def batches(rows: Iterable[tuple[int, list[str]]], size: int) -> Iterator[list]:
 # Dry run and run
 
 
+def profile_whole_file(job: ImportJob) -> None:
+    """Profile the mapped columns whose format matters (numbers, dates, custom attributes)
+    over the whole file: a column's format is what all its values show, not its first rows."""
+    columns = [
+        int(index)
+        for index, target in job.mapping.items()
+        if target
+        and (target.startswith("attr:") or TARGETS.get(target, ("", ""))[1] in ("int", "date"))
+    ]
+    if not columns:
+        return
+    rows = iter_rows(job.file.path, encoding=job.encoding, delimiter=job.delimiter)
+    profile = dict(job.profile or {})
+    profile.update(profile_rows(rows, columns=columns))
+    job.profile = profile
+    ImportJob.objects.filter(pk=job.pk).update(profile=profile)
+
+
+def column_summaries(importer: Importer) -> list[dict[str, Any]]:
+    """For the preview: per column read as a number, date or typed attribute, its format,
+    whether the file left it ambiguous, and a few values before → after."""
+    out = []
+    profiles = importer.job.profile or {}
+    for index, target, header, fmt in importer.columns:
+        if fmt.kind == "text" or (fmt.kind == "bool" and not target.startswith("attr:")):
+            continue
+        resolved = importer.resolved[index]
+        profile = profiles.get(str(index)) or {}
+        values = list(
+            dict.fromkeys([*(profile.get("proofs") or {}).values(), *profile.get("examples", [])])
+        )
+        examples = []
+        for value in values[:4]:
+            try:
+                after = _shown(fmt.read(value))
+            except ValidationError as exc:
+                after = f"not read: {exc.messages[0]}"
+            examples.append([value, after])
+        out.append(
+            {
+                "index": index,
+                "header": header,
+                "target": target_label(target),
+                "format": fmt.label,
+                "detected": resolved.detected,
+                "ambiguous": resolved.ambiguous,
+                "chosen": bool((importer.job.formats or {}).get(str(index))),
+                "examples": examples,
+            }
+        )
+    return out
+
+
+def _shown(value: Any) -> str:
+    """A read value as the product shows it (never an ISO date or a raw float)."""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, dt.date):
+        return f"{value.day} {value:%b %Y}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.10g}" if abs(value) < 1e15 else str(value)
+    return str(value)
+
+
 def preview(job: ImportJob) -> dict[str, Any]:
     """Count what the import would do over the whole file, with the first rows of each kind."""
+    profile_whole_file(job)
     importer = Importer(job, write=False)
     counts = Counts()
     examples: dict[str, list[dict[str, Any]]] = {name: [] for name in (*OUTCOMES, "warning")}
@@ -688,6 +763,7 @@ def preview(job: ImportJob) -> dict[str, Any]:
         importer.close()
     return {
         "counts": counts.as_dict(),
+        "columns": column_summaries(importer),
         "warnings": counts.warnings,
         "examples": examples,
         "total": counts.total,

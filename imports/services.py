@@ -20,8 +20,16 @@ from django.utils import timezone
 
 from personas.normalize import normalize_email, normalize_phone
 
-from .csvfile import CSVFileError, escape_cell, is_spreadsheet, sniff, spreadsheet_to_csv
-from .mapping import MATCH_KEYS, auto_mapping, mail_address, validate_mapping
+from .csvfile import (
+    CSVFileError,
+    escape_cell,
+    is_spreadsheet,
+    iter_rows,
+    sniff,
+    spreadsheet_to_csv,
+)
+from .formats import ATTRIBUTE_TYPES, DATE_ORDERS, NUMBER_STYLES
+from .mapping import MATCH_KEYS, auto_mapping, mail_address, profile_rows, validate_mapping
 from .models import ImportIssue, ImportJob, SavedMapping
 from .tasks import preview_import, run_import, send_double_opt_in
 from .uploads import limit_message
@@ -73,8 +81,36 @@ def upload(
     job.sample = [row[: len(sniffed.headers) + 2] for row in sniffed.sample[:5]]
     job.mapping = auto_mapping(sniffed.headers)
     job.match_keys = list(MATCH_KEYS)
+    job.profile = first_rows_profile(job)
     job.save()
     return job
+
+
+def first_rows_profile(job: ImportJob) -> dict[str, dict[str, Any]]:
+    """Each column's format as its first ``IMPORTS_PROFILE_ROWS`` rows show it (for the
+    mapping page; the dry run profiles the whole file). Empty when those rows cannot be read:
+    the dry run then says why, line by line."""
+    try:
+        return profile_rows(
+            iter_rows(job.file.path, encoding=job.encoding, delimiter=job.delimiter),
+            columns=list(range(len(job.headers))),
+            limit=settings.IMPORTS_PROFILE_ROWS,
+        )
+    except CSVFileError:
+        return {}
+
+
+def clean_formats(formats: dict[str, dict[str, str]], headers: list[str]) -> dict:
+    """The mapping's answers on reading columns, keeping known choices only."""
+    allowed = {"type": ATTRIBUTE_TYPES, "numbers": NUMBER_STYLES, "dates": DATE_ORDERS}
+    out: dict[str, dict[str, str]] = {}
+    for index, choice in (formats or {}).items():
+        if not str(index).isdigit() or int(index) >= len(headers):
+            continue
+        kept = {k: v for k, v in (choice or {}).items() if k in allowed and v in allowed[k]}
+        if kept:
+            out[str(index)] = kept
+    return out
 
 
 def apply_saved_mapping(job: ImportJob, saved: SavedMapping) -> dict[str, str]:
@@ -97,8 +133,12 @@ def configure(
     delimiter: str,
     save_as: str = "",
     user: Any = None,
+    formats: dict[str, dict[str, str]] | None = None,
 ) -> ImportJob:
-    """Validate and store the mapping and choices, then start the dry run in the background."""
+    """Validate and store the mapping and choices, then start the dry run in the background.
+
+    ``formats``: how to read columns, ``{"3": {"type": "number", "numbers": "comma",
+    "dates": "dmy"}}`` (each answer optional: as detected)."""
     if job.status not in (ImportJob.Status.UPLOADED, ImportJob.Status.PREVIEWED):
         raise ValidationError("This import has already started; its mapping cannot change.")
     problems = validate_mapping(mapping, job.headers)
@@ -119,13 +159,17 @@ def configure(
             job.sample = sniffed.sample[:5]
             job.encoding, job.delimiter = sniffed.encoding, sniffed.delimiter
             job.mapping = auto_mapping(sniffed.headers)
+            job.formats = {}
+            job.profile = first_rows_profile(job)
             job.save()
             raise ValidationError(
                 "With that encoding or delimiter the file has different columns: check the "
                 "mapping again."
             )
         job.encoding, job.delimiter = sniffed.encoding, sniffed.delimiter
+        job.profile = first_rows_profile(job)
     job.mapping = mapping
+    job.formats = clean_formats(formats or {}, job.headers)
     job.match_keys = match_keys
     job.existing = existing
     job.double_opt_in = double_opt_in

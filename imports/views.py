@@ -107,6 +107,7 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
                     delimiter=form.cleaned_data["delimiter"],
                     save_as=form.cleaned_data.get("save_as", "").strip(),
                     user=request.user,
+                    formats=form.formats(),
                 )
             except ValidationError as exc:
                 for message in exc.messages:
