@@ -290,9 +290,10 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
-def spreadsheet_to_csv(source: Any, out: IO[str]) -> None:
-    """Write the first sheet of a workbook (a path or a seekable binary file) to ``out`` as
-    CSV, one row at a time. Refuses a sheet wider than ``IMPORTS_MAX_COLUMNS``."""
+def spreadsheet_to_csv(source: Any, out: IO[str], *, sheet: str = "") -> list[str]:
+    """Write one sheet of a workbook (a path or a seekable binary file; ``sheet`` by name,
+    the first by default) to ``out`` as CSV, one row at a time, and return the workbook's
+    sheet names. Refuses a sheet wider than ``IMPORTS_MAX_COLUMNS``."""
     import python_calamine
 
     max_columns, _max_line = limits()
@@ -300,12 +301,15 @@ def spreadsheet_to_csv(source: Any, out: IO[str]) -> None:
         with python_calamine.CalamineWorkbook.from_object(source) as workbook:
             if not workbook.sheet_names:
                 raise CSVFileError("The spreadsheet has no sheets.")
-            sheet = workbook.get_sheet_by_index(0)
-            if sheet.width > max_columns:
-                raise too_many_columns(sheet.width, 1, max_columns)
+            names = list(workbook.sheet_names)
+            if sheet and sheet not in names:
+                raise CSVFileError(f"The spreadsheet has no sheet called “{sheet[:60]}”.")
+            data = workbook.get_sheet_by_name(sheet) if sheet else workbook.get_sheet_by_index(0)
+            if data.width > max_columns:
+                raise too_many_columns(data.width, 1, max_columns)
             writer = csv.writer(out, lineterminator="\n")
             wrote = False
-            for row in sheet.iter_rows():
+            for row in data.iter_rows():
                 writer.writerow([cell_text(value) for value in row])
                 wrote = True
     except python_calamine.PasswordError as exc:
@@ -315,4 +319,5 @@ def spreadsheet_to_csv(source: Any, out: IO[str]) -> None:
             "The file cannot be read as a spreadsheet: save it again as .xlsx, or as .csv."
         ) from exc
     if not wrote:
-        raise CSVFileError("The file is empty.")
+        raise CSVFileError(f"The sheet “{sheet[:60]}” is empty." if sheet else "The file is empty.")
+    return names

@@ -103,6 +103,13 @@ class MappingForm(forms.Form):
         initial.setdefault("delimiter", job.delimiter)
         super().__init__(*args, **kwargs)
         self.job = job
+        if len(job.sheets) > 1 and job.workbook:
+            self.fields["sheet"] = forms.ChoiceField(
+                label="Sheet",
+                choices=[(name, name) for name in job.sheets],
+                initial=job.sheet,
+                help_text="The workbook has several sheets: choose the one to import.",
+            )
         self.columns = []
         hints = Hints(delimiter=job.delimiter)
         for index, header in enumerate(job.headers):

@@ -31,7 +31,12 @@ class ImportJob(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    file = models.FileField(upload_to="imports/", blank=True)
+    file = models.FileField(upload_to="imports/", blank=True)  # the rows, as CSV
+    # An uploaded spreadsheet with several sheets, kept until the mapping is settled so that
+    # another sheet can be chosen; its sheet names, and the sheet ``file`` holds.
+    workbook = models.FileField(upload_to="imports/", blank=True)
+    sheets = models.JSONField(default=list, blank=True)
+    sheet = models.CharField(max_length=255, blank=True)
     original_name = models.CharField(max_length=255)
     size = models.BigIntegerField(default=0)
     encoding = models.CharField(max_length=20, default="utf-8")

@@ -52,21 +52,18 @@ def upload(
         )
     job = ImportJob(created_by=user, original_name=name[:255], size=size or 0)
     if spreadsheet:
-        # Converted once to UTF-8 CSV (first sheet), row by row; the rest reads it as CSV.
+        # Kept while the mapping is open when it has several sheets (another may be chosen);
+        # the chosen sheet is converted once to UTF-8 CSV, which the rest reads.
         encoding, delimiter = "utf-8", ","
-        with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as converted:
-            try:
-                source = (
-                    fileobj.temporary_file_path()  # a large upload already on disk
-                    if hasattr(fileobj, "temporary_file_path")
-                    else fileobj
-                )
-                spreadsheet_to_csv(source, converted)
-            except CSVFileError as exc:
-                raise ValidationError(str(exc)) from exc
-            converted.flush()
-            converted.seek(0)
-            job.file.save(f"{uuid.uuid4().hex}.csv", File(converted.buffer), save=False)
+        extension = name[name.rfind(".") :].lower()
+        job.workbook.save(f"{uuid.uuid4().hex}{extension}", File(fileobj), save=False)
+        try:
+            convert_sheet(job, "")
+        except ValidationError:
+            job.workbook.delete(save=False)
+            raise
+        if len(job.sheets) < 2:
+            job.workbook.delete(save=False)
     else:
         job.file.save(f"{uuid.uuid4().hex}.csv", File(fileobj), save=False)
     try:
@@ -84,6 +81,23 @@ def upload(
     job.profile = first_rows_profile(job)
     job.save()
     return job
+
+
+def convert_sheet(job: ImportJob, sheet: str) -> None:
+    """Write ``sheet`` of the job's workbook (the first when empty) to the job's CSV file,
+    row by row, replacing what it held; sets ``sheets`` and ``sheet``."""
+    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as converted:
+        try:
+            names = spreadsheet_to_csv(job.workbook.path, converted, sheet=sheet)
+        except CSVFileError as exc:
+            raise ValidationError(str(exc)) from exc
+        converted.flush()
+        converted.seek(0)
+        if job.file:
+            job.file.delete(save=False)
+        job.file.save(f"{uuid.uuid4().hex}.csv", File(converted.buffer), save=False)
+    job.sheets = names
+    job.sheet = sheet or names[0]
 
 
 def first_rows_profile(job: ImportJob) -> dict[str, dict[str, Any]]:
@@ -134,6 +148,7 @@ def configure(
     save_as: str = "",
     user: Any = None,
     formats: dict[str, dict[str, str]] | None = None,
+    sheet: str = "",
 ) -> ImportJob:
     """Validate and store the mapping and choices, then start the dry run in the background.
 
@@ -147,6 +162,20 @@ def configure(
             problems.append("Choose when to send the double opt-in texts.")
         elif double_opt_in_at < timezone.now():
             problems.append("The time to send the double opt-in texts is in the past.")
+    if sheet and sheet != job.sheet and job.workbook:
+        convert_sheet(job, sheet)
+        sniffed = sniff(job.file.path, encoding="utf-8", delimiter=",")
+        changed = sniffed.headers != job.headers
+        job.headers, job.sample = sniffed.headers, sniffed.sample[:5]
+        job.size = job.file.size
+        job.profile = first_rows_profile(job)
+        if changed:
+            job.mapping, job.formats = auto_mapping(sniffed.headers), {}
+        job.save()
+        if changed:
+            raise ValidationError(
+                f"The sheet “{sheet[:60]}” has other columns: check the mapping again."
+            )
     if problems:
         raise ValidationError(problems)
     if (encoding and encoding != job.encoding) or (delimiter and delimiter != job.delimiter):
@@ -274,9 +303,10 @@ def send_double_opt_in_texts(job: ImportJob, *, at: dt.datetime | None = None) -
 
 def _drop_file(job: ImportJob) -> None:
     """The uploaded file holds personal data: it is deleted once the import is over."""
-    if job.file:
+    if job.file or job.workbook:
         job.file.delete(save=False)
-        ImportJob.objects.filter(pk=job.pk).update(file="")
+        job.workbook.delete(save=False)
+        ImportJob.objects.filter(pk=job.pk).update(file="", workbook="")
 
 
 def finish(job: ImportJob) -> None:

@@ -108,6 +108,7 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
                     save_as=form.cleaned_data.get("save_as", "").strip(),
                     user=request.user,
                     formats=form.formats(),
+                    sheet=form.cleaned_data.get("sheet", ""),
                 )
             except ValidationError as exc:
                 for message in exc.messages:

@@ -183,3 +183,61 @@ def test_marketing_imports_a_messy_file_and_sends_double_opt_in_later(
     expect(page.get_by_text("Outside Kim")).to_have_count(0)
     assert "import_job=" in page.url
     shot(page, "imports-created-list")
+
+
+def test_an_xlsx_upload_shows_each_columns_format_and_imports_by_it(
+    page, live_server, login, shot, worker, tmp_path
+):
+    from tests.imports.test_excel_and_limits import make_xlsx
+
+    path = tmp_path / "Store export.xlsx"
+    path.write_bytes(
+        make_xlsx(
+            [
+                ["Mobile", "DOB", "Points", "Spend"],
+                ["202-555-0181", "05/04/1990", 1200, "1.250,50"],
+                ["202-555-0182", "25/12/1985", 30, "99,00"],
+                ["202-555-0183", "03/02/1979", 0, "12,50"],
+            ]
+        )
+    )
+    login(page, "Marketing")
+    page.goto(f"{live_server.url}/imports/new/")
+    page.get_by_label("CSV file").set_input_files(str(path))
+    page.get_by_role("button", name="Upload and map columns").click()
+    expect(page.get_by_text("Step 2 of 3")).to_be_visible()
+
+    # The mapping shows what the file's values say: a day-first date column (25/12 proves
+    # it), a number column and a custom attribute stored as a number written 1.234,56.
+    dates = page.get_by_label("Dates in “DOB” are written")
+    expect(dates.locator("option:checked")).to_have_text("Day first (31/12/1990) (detected)")
+    expect(page.locator(".read-as[data-column='1']")).to_contain_text("05/04/1990 → 5 Apr 1990")
+    expect(page.get_by_label("Numbers in “Points” are written")).to_be_visible()
+    spend = page.get_by_label("Store “Spend” as")
+    expect(spend.locator("option:checked")).to_have_text("Number (detected)")
+    numbers = page.get_by_label("Numbers in “Spend” are written")
+    expect(numbers.locator("option:checked")).to_have_text("1.234,56 (detected)")
+    page.locator(".read-as[data-column='1']").scroll_into_view_if_needed()
+    shot(page, "imports-xlsx-mapping")
+    page.set_viewport_size({"width": 390, "height": 844})
+    overflow = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    assert page.evaluate(overflow) <= 0
+    shot(page, "imports-xlsx-mapping-phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.get_by_role("button", name="Preview the import").click()
+
+    expect(page.get_by_role("heading", name="Preview: what this import would do")).to_be_visible(
+        timeout=60_000
+    )
+    formats = page.locator("#column-formats")
+    expect(formats.get_by_role("row", name="DOB")).to_contain_text("Day first (DD/MM/YYYY)")
+    expect(formats.get_by_role("row", name="Spend")).to_contain_text("1.250,50 → 1,250.5")
+    shot(page, "imports-xlsx-preview")
+    page.get_by_role("button", name="Run import of 3 rows").click()
+    expect(page.get_by_role("heading", name="Import complete")).to_be_visible(timeout=90_000)
+
+    people = {p.phone: p for p in Persona.objects.all()}
+    assert people["+12025550181"].birthday.isoformat() == "1990-04-05"
+    assert people["+12025550182"].birthday.isoformat() == "1985-12-25"
+    assert people["+12025550181"].attributes["spend"] == 1250.5
+    assert people["+12025550181"].points_balance == 1200

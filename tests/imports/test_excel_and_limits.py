@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from imports import pipeline, services
 from imports.csvfile import CSVFileError, cell_text, iter_rows, sniff
+from imports.forms import MappingForm
 from imports.models import ImportJob
 from personas.models import Persona
 from tests.conftest import make_user
@@ -87,24 +88,47 @@ def _cell(ref: str, value) -> str:
     return f'<c r="{ref}" t="inlineStr"><is><t>{escape(value)}</t></is></c>'
 
 
-def make_xlsx(rows: list[list]) -> bytes:
+def _sheet_xml(rows: list[list]) -> str:
     sheet_rows = []
     for r, row in enumerate(rows, start=1):
         cells = "".join(_cell(f"{chr(ord('A') + c)}{r}", v) for c, v in enumerate(row))
         sheet_rows.append(f'<row r="{r}">{cells}</row>')
-    sheet = (
+    return (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
         '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
         f"<sheetData>{''.join(sheet_rows)}</sheetData></worksheet>"
     )
+
+
+def make_xlsx(rows: list[list], *, more: dict[str, list[list]] | None = None) -> bytes:
+    """An .xlsx whose first sheet ("Customers") holds ``rows``; ``more``: further sheets."""
+    sheets = {"Customers": rows, **(more or {})}
+    names = list(sheets)
+    content_types, workbook, rels = _CONTENT_TYPES, _WORKBOOK, _WORKBOOK_RELS
+    for n, name in enumerate(names[1:], start=2):
+        content_types = content_types.replace(
+            "</Types>",
+            f'<Override PartName="/xl/worksheets/sheet{n}.xml" ContentType="application/'
+            'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>',
+        )
+        workbook = workbook.replace(
+            "</sheets>", f'<sheet name="{escape(name)}" sheetId="{n}" r:id="rId{n + 1}"/></sheets>'
+        )
+        rels = rels.replace(
+            "</Relationships>",
+            f'<Relationship Id="rId{n + 1}" Type="http://schemas.openxmlformats.org/'
+            f'officeDocument/2006/relationships/worksheet" Target="worksheets/sheet{n}.xml"/>'
+            "</Relationships>",
+        )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("[Content_Types].xml", _CONTENT_TYPES)
+        archive.writestr("[Content_Types].xml", content_types)
         archive.writestr("_rels/.rels", _RELS)
-        archive.writestr("xl/workbook.xml", _WORKBOOK)
-        archive.writestr("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS)
+        archive.writestr("xl/workbook.xml", workbook)
+        archive.writestr("xl/_rels/workbook.xml.rels", rels)
         archive.writestr("xl/styles.xml", _STYLES)
-        archive.writestr("xl/worksheets/sheet1.xml", sheet)
+        for n, name in enumerate(names, start=1):
+            archive.writestr(f"xl/worksheets/sheet{n}.xml", _sheet_xml(sheets[name]))
     return buffer.getvalue()
 
 
@@ -296,3 +320,44 @@ def test_an_unclosed_quote_is_refused_at_the_record_limit(settings, tmp_path):
     path.write_text('a,b\n1,"never closed\n' + "more text\n" * 500)
     with pytest.raises(CSVFileError, match=r"Line \d+: the record is longer than 1 KB"):
         list(iter_rows(path, encoding="utf-8", delimiter=","))
+
+
+def test_a_workbook_with_several_sheets_offers_the_choice(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    data = make_xlsx(
+        [["Read me"], ["Export of 2026-11-02"]],
+        more={"Customers 2026": [["Mobile", "Points"], ["202-555-0191", 40]]},
+    )
+    job = services.upload(io.BytesIO(data), name="Export.xlsx", user=None)
+    assert job.sheets == ["Customers", "Customers 2026"] and job.sheet == "Customers"
+    assert job.headers == ["Read me"] and job.workbook
+    form = MappingForm(job=job)
+    assert [c for c, _ in form.fields["sheet"].choices] == job.sheets
+    choices = {
+        "mapping": {"0": "attr:read_me"},
+        "match_keys": ["phone", "email", "customer_id"],
+        "existing": "fill_empty",
+        "double_opt_in": "later",
+        "double_opt_in_at": None,
+        "encoding": "",
+        "delimiter": "",
+    }
+    with pytest.raises(ValidationError, match="other columns: check the mapping again"):
+        services.configure(job, **choices, sheet="Customers 2026")
+    job.refresh_from_db()
+    assert job.sheet == "Customers 2026" and job.headers == ["Mobile", "Points"]
+    assert job.mapping == {"0": "phone", "1": "points"}
+    job = services.configure(job, **{**choices, "mapping": job.mapping}, sheet=job.sheet)
+    job = pipeline.run(_previewed(job).pk)
+    assert job.created == 1 and Persona.objects.get().points_balance == 40
+    job.refresh_from_db()
+    assert not job.workbook and not job.file  # the workbook goes with the file
+
+
+def test_a_workbook_with_one_sheet_keeps_no_copy(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    job = services.upload(
+        io.BytesIO(make_xlsx([["Mobile"], ["202-555-0192"]])), name="One.xlsx", user=None
+    )
+    assert job.sheets == ["Customers"] and not job.workbook
+    assert "sheet" not in MappingForm(job=job).fields

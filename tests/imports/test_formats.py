@@ -27,7 +27,7 @@ from tests.imports.test_imports import _issues, _job, _run
 
 pytestmark = pytest.mark.django_db
 
-TODAY = dt.date(2026, 11, 30)
+TODAY = dt.date.today()
 
 
 def _preview(text: str, **choices) -> ImportJob:
@@ -435,3 +435,56 @@ def test_the_upload_profile_is_bounded_and_the_preview_profiles_the_whole_file(s
     job = _preview(f"Mobile,Visits\n{rows}")
     assert ImportJob.objects.get(pk=job.pk).profile["1"]["values"] == 60
     assert services.first_rows_profile(job)["1"]["values"] == 5
+
+
+@hsettings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(written_numbers(), written_dates())
+def test_property_imported_values_are_the_written_ones_or_reported(numbers, dates):
+    """Through upload, mapping and run: each value lands as written, or its row reports the
+    cell naming its column. The simulated user answers the mapping's questions truly."""
+    import csv
+    import io
+    import uuid
+
+    style, delimiter, amounts, spend_cells = numbers
+    past, order, _, days, day_cells = dates
+    n = min(len(amounts), len(days))
+    tag = uuid.uuid4().hex[:10]
+    header = "DOB" if past else "Joined"
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+    writer.writerow(["E-mail", "Spend", header])
+    for i in range(n):
+        writer.writerow([f"p{i}.{tag}@example.com", spend_cells[i], day_cells[i]])
+    job = _job(buffer.getvalue())
+    formats = {"1": {"type": "number"}, "2": {} if past else {"type": "date"}}
+    job.formats = formats
+    importer = pipeline.Importer(job, write=False)
+    if importer.resolved[1].ambiguous:
+        formats["1"]["numbers"] = style
+    if importer.resolved[2].ambiguous and order in ("dmy", "mdy"):
+        formats["2"]["dates"] = order
+    importer.close()
+    job.formats = formats
+    job.save()
+    job = pipeline.run(job.pk)
+    issues = _issues(job)
+    for i in range(n):
+        line = i + 2
+        persona = Persona.objects.filter(email=f"p{i}.{tag}@example.com").first()
+        assert persona is not None, issues.get(line)
+        attrs = persona.attributes or {}
+        if "spend" in attrs:
+            assert Decimal(str(attrs["spend"])) == amounts[i], (spend_cells[i], attrs)
+        else:
+            assert "Spend:" in issues.get(line, ""), (spend_cells[i], issues.get(line))
+        got = persona.birthday if past else attrs.get("joined")
+        if got is not None:
+            expected = days[i] if past else days[i].isoformat()
+            assert got == expected, (day_cells[i], got, issues.get(line))
+        else:
+            assert f"{header}:" in issues.get(line, ""), (day_cells[i], issues.get(line))
