@@ -156,6 +156,20 @@ _NAMED = re.compile(
     r"'?(\d{2}|\d{4})$"
 )
 _SERIAL = re.compile(r"^\d{1,7}(?:\.\d+)?$")
+_DIGIT = re.compile(r"\d")
+# What may be a number at all (a cheap test before the parsers): digits with signs, currency,
+# separators, spaces, parentheses and currency codes around them.
+_NUMBERISH = re.compile(
+    r"^[\s(+\-−$€£¥₹₩₽¢A-Z]*[\d.,][\d.,'’\s\u00a0\u202f\u2009\u2007]*[\s)\-−$€£¥₹₩₽¢A-Z]*$"
+)
+
+
+def _valid_compact(v: str) -> bool:
+    try:
+        dt.date(int(v[:4]), int(v[4:6]), int(v[6:]))
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -180,6 +194,8 @@ def date_shape(text: str, *, serials: bool) -> DateShape | None:
         if 1 <= float(v) <= EXCEL_MAX_SERIAL and not _COMPACT.match(v):
             return DateShape("serial", None, (int(float(v)), 0, 0))
     if m := _ISO.match(v) or _COMPACT.match(v):
+        if m.re is _COMPACT and not _valid_compact(v):
+            return None
         return DateShape("iso", None, (int(m[1]), int(m[2]), int(m[3])))
     if m := _TRIPLE.match(v):
         a, sep, b, c = m[1], m[2], m[3], m[4]
@@ -367,13 +383,26 @@ class ColumnProfile:
         self.values += 1
         if len(self.examples) < 3 and v[:60] not in self.examples:
             self.examples.append(v[:60])
-        styles = number_styles(v)
+        if v.isascii() and v.isdigit():
+            self._add_digits(v)
+        else:
+            self._add_general(v)
+
+    def _add_general(self, v: str) -> None:
+        if not _DIGIT.search(v):  # words: neither a number nor a date, maybe a yes/no
+            low = v.lower()
+            if low in _TRUE or low in _FALSE:
+                self.bools += 1
+                self.bool_words += 1
+            return
+        styles = number_styles(v) if _NUMBERISH.match(v) else {}
         for style, number in styles.items():
             self.numbers[style] += 1
             if number == number.to_integral_value():
                 self.whole[style] += 1
         if not styles and v.lstrip("+").replace(" ", "").isdigit():
-            self.codes += 1
+            self.codes += 1  # 02134, +12025550101: neither a number nor a date
+            return
         if len(styles) == 2 and styles["point"] != styles["comma"]:
             self.number_differs += 1
         elif len(styles) == 1:
@@ -399,6 +428,22 @@ class ColumnProfile:
         if low in _TRUE or low in _FALSE:
             self.bools += 1
             self.bool_words += not low.isdigit()
+
+    def _add_digits(self, v: str) -> None:
+        """``add`` for the commonest cell, plain digits, without the general parsers (the
+        same counts: a test compares the two)."""
+        if len(v) > 1 and v[0] == "0" or len(v) > MAX_DIGITS:
+            self.codes += 1
+            return
+        for style in ("point", "comma"):
+            self.numbers[style] += 1
+            self.whole[style] += 1
+        if len(v) == 8 and _COMPACT.match(v) and _valid_compact(v):
+            self.dates += 1
+        elif 1 <= int(v) <= EXCEL_MAX_SERIAL:
+            self.serials += 1
+        if v in ("0", "1"):
+            self.bools += 1
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -488,3 +488,13 @@ def test_property_imported_values_are_the_written_ones_or_reported(numbers, date
             assert got == expected, (day_cells[i], got, issues.get(line))
         else:
             assert f"{header}:" in issues.get(line, ""), (day_cells[i], issues.get(line))
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.lists(st.from_regex(r"\A[0-9]{1,17}\Z"), min_size=1, max_size=10))
+def test_property_the_digits_fast_path_counts_as_the_general_one(cells):
+    fast, general = ColumnProfile(), ColumnProfile()
+    for cell in cells:
+        fast._add_digits(cell)
+        general._add_general(cell)
+    assert fast.as_dict() == general.as_dict()
