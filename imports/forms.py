@@ -156,11 +156,11 @@ class MappingForm(forms.Form):
             asks.append(("type", f"Store “{header}” as", f"{kind} (detected)", ATTRIBUTE_TYPES))
         if fmt.kind in ("number", "whole"):
             style = f"{NUMBER_STYLES[detected.format.numbers]} (detected)"
-            asks.append(("numbers", f"Numbers in “{header}” are written", style, NUMBER_STYLES))
+            asks.append(("numbers", f"Numbers in “{header}” written", style, NUMBER_STYLES))
         if fmt.kind == "date":
             order = DATE_ORDERS[detected.format.dates]
             order += " (the file doesn't say: check)" if detected.ambiguous else " (detected)"
-            asks.append(("dates", f"Dates in “{header}” are written", order, DATE_ORDERS))
+            asks.append(("dates", f"Dates in “{header}” written", order, DATE_ORDERS))
         for name, label, first, options in asks:
             self.fields[f"{name}_{index}"] = forms.ChoiceField(
                 label=label,

@@ -209,13 +209,13 @@ def test_an_xlsx_upload_shows_each_columns_format_and_imports_by_it(
 
     # The mapping shows what the file's values say: a day-first date column (25/12 proves
     # it), a number column and a custom attribute stored as a number written 1.234,56.
-    dates = page.get_by_label("Dates in “DOB” are written")
+    dates = page.get_by_label("Dates in “DOB” written")
     expect(dates.locator("option:checked")).to_have_text("Day first (31/12/1990) (detected)")
     expect(page.locator(".read-as[data-column='1']")).to_contain_text("05/04/1990 → 5 Apr 1990")
-    expect(page.get_by_label("Numbers in “Points” are written")).to_be_visible()
+    expect(page.get_by_label("Numbers in “Points” written")).to_be_visible()
     spend = page.get_by_label("Store “Spend” as")
     expect(spend.locator("option:checked")).to_have_text("Number (detected)")
-    numbers = page.get_by_label("Numbers in “Spend” are written")
+    numbers = page.get_by_label("Numbers in “Spend” written")
     expect(numbers.locator("option:checked")).to_have_text("1.234,56 (detected)")
     page.locator(".read-as[data-column='1']").scroll_into_view_if_needed()
     shot(page, "imports-xlsx-mapping")
