@@ -24,6 +24,7 @@ from personas.services.changes import (
     validate_attribute_value,
 )
 
+from .csvfile import storable
 from .formats import ColumnFormat, ColumnProfile, Hints, Resolved, date_shape, resolve
 
 # target → (label, kind)
@@ -351,4 +352,10 @@ def profile_rows(
                     profile.add(value)
         if limit is not None and count >= limit:
             break
-    return {str(index): profile.as_dict() for index, profile in profiles.items()}
+    out = {}
+    for index, profile in profiles.items():
+        data = profile.as_dict()  # its examples as kept for previews (NUL shown as \0)
+        data["examples"] = storable(data["examples"])
+        data["proofs"] = {key: storable([value])[0] for key, value in data["proofs"].items()}
+        out[str(index)] = data
+    return out
