@@ -355,3 +355,7 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING", "propagate": True}},
 }
 AXES_VERBOSE = False
+
+# Flows: a bulk enrolment ("Enrol matching personas") of more personas than this asks the person
+# to type the number to confirm it, so an empty search cannot enrol everyone in one click.
+FLOWS_ENROL_TYPE_COUNT_ABOVE = int(os.environ.get("FLOWS_ENROL_TYPE_COUNT_ABOVE", "500"))

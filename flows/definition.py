@@ -22,6 +22,11 @@ SPLIT_OPERATORS = {
     "greater_than": "is greater than",
     "less_than": "is less than",
     "in_list": "is one of (comma-separated)",
+    "not_in_list": "is not one of (comma-separated)",
+    "not_contains": "does not contain",
+    "starts_with": "starts with",
+    "not_starts_with": "does not start with",
+    "regex": "matches the regular expression",
 }
 STEP_TYPES: dict[str, dict[str, Any]] = {
     "persona-update": {"label": "Persona Update", "events": ["next"], "beta": True},
@@ -36,9 +41,75 @@ STEP_TYPES: dict[str, dict[str, Any]] = {
     "split-based-on": {"label": "Split Based On…", "events": ["noMatch"]},
     "wait": {"label": "Wait", "events": ["next"]},
     "send-message": {"label": "Send Message", "events": ["sent", "suppressed", "failed"]},
+    "set-variables": {"label": "Set Variables", "events": ["next"]},
 }
+# A send-message step texts the persona's own number; Studio's way of saying so.
+OWN_ADDRESSES = (
+    "",
+    "{{contact.channel.address}}",
+    "{{trigger.persona.phone}}",
+    "{{persona.phone}}",
+)
+MAX_PATTERN = 200  # characters of a "matches the regular expression" condition
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+def step_name_problem(name: Any) -> str:
+    """Why ``name`` cannot name a step ("" when it can): letters, digits and _, a letter or _
+    first, at most 64 characters (it appears in templates as ``widgets.NAME`` and in URLs)."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        return (
+            f"“{str(name)[:40]}” is not a valid step name: use letters, digits and _, "
+            "starting with a letter (at most 64)."
+        )
+    return ""
+
+
+def template_fields(state: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The Liquid templates of one step: ``(field, text, item)`` where field names the
+    editor's field (``add``, ``set``, ``traits``, ``variables``, ``profile_connect_sid``,
+    ``identifier``, ``input``, ``conditions``, ``body``, ``to``) and item the key of a
+    ``key = value`` line ("" for a single value)."""
+    props = state.get("properties") or {}
+    if not isinstance(props, dict):
+        return []
+    out: list[tuple[str, str, str]] = []
+    kind = state.get("type")
+    sections = {
+        "persona-update": ("add", "set"),
+        "update-profile-traits": ("traits",),
+        "set-variables": ("variables",),
+    }.get(kind, ())
+    for section in sections:
+        for item in props.get(section, []) or []:
+            if isinstance(item, dict) and isinstance(item.get("value"), str):
+                out.append((section, item["value"], str(item.get("key", ""))))
+    singles = {
+        "update-profile-traits": ("profile_connect_sid",),
+        "look-up-profile": ("identifier",),
+        "split-based-on": ("input",),
+        "send-message": ("body", "to"),
+    }.get(kind, ())
+    for name in singles:
+        if isinstance(props.get(name), str):
+            out.append((name, props[name], ""))
+    if kind == "split-based-on":
+        for i, cond in enumerate(props.get("conditions", []) or [], start=1):
+            if isinstance(cond, dict) and isinstance(cond.get("value"), str):
+                out.append(("conditions", cond["value"], f"condition {i}"))
+    return out
+
+
+def template_problems(state: dict[str, Any], step_names: set[str]) -> list[tuple[str, str]]:
+    """``(field, problem)`` for every template of the step that cannot render as written."""
+    from .templating import check
+
+    out = []
+    for field, text, item in template_fields(state):
+        for problem in check(text, step_names=step_names):
+            out.append((field, f"{item}: {problem}" if item else problem))
+    return out
 
 
 def events_for(state: dict[str, Any]) -> list[str]:
@@ -97,6 +168,9 @@ def _check_properties(state: dict[str, Any], problems: list[str]) -> None:
             for i, cond in enumerate(conditions, start=1):
                 if not isinstance(cond, dict) or cond.get("operator") not in SPLIT_OPERATORS:
                     problems.append(f"Step “{name}”: condition {i} has an unknown operator.")
+                elif cond["operator"] == "regex":
+                    if why := pattern_problem(str(cond.get("value", ""))):
+                        problems.append(f"Step “{name}”: condition {i}: {why}")
     elif kind == "wait":
         unit = props.get("unit", "minutes")
         if "until_time" in props:
@@ -109,13 +183,34 @@ def _check_properties(state: dict[str, Any], problems: list[str]) -> None:
                 amount = -1
             if unit not in ("minutes", "hours", "days") or amount <= 0 or amount > 366 * 24 * 60:
                 problems.append(f"Step “{name}”: wait a positive number of minutes, hours or days.")
+    elif kind == "set-variables":
+        _kv_list(name, props, "variables", problems, values=True)
     elif kind == "send-message":
+        to = "".join(str(props.get("to", "")).split())
+        if to not in {"".join(a.split()) for a in OWN_ADDRESSES}:
+            problems.append(
+                f"Step “{name}”: it sends to “{str(props['to'])[:60]}”; a flow here sends only "
+                "to the persona's own number or address (their consent is for it)."
+            )
         if props.get("channel") not in ("text", "email"):
             problems.append(f"Step “{name}”: channel must be text or email.")
         if not str(props.get("body", "")).strip():
             problems.append(f"Step “{name}”: the message body is required.")
         elif len(str(props["body"])) > 1600:
             problems.append(f"Step “{name}”: the message body is longer than 1600 characters.")
+
+
+def pattern_problem(pattern: str) -> str:
+    """Why a regular expression cannot be a split condition ("" when it can)."""
+    import regex
+
+    if len(pattern) > MAX_PATTERN:
+        return f"the pattern is longer than {MAX_PATTERN} characters."
+    try:
+        regex.compile(pattern)
+    except regex.error as exc:
+        return f"the pattern is not a valid regular expression ({exc})."
+    return ""
 
 
 def unstorable_text(value: Any) -> str:
@@ -153,10 +248,8 @@ def validate(definition: Any) -> list[str]:
             problems.append(f"Step {i} must be an object.")
             continue
         name = state.get("name")
-        if not isinstance(name, str) or not _NAME_RE.match(name):
-            problems.append(
-                f"Step {i}: “{str(name)[:40]}” is not a valid name (letters, digits and _)."
-            )
+        if problem := step_name_problem(name):
+            problems.append(f"Step {i}: {problem}")
             continue
         if name in names:
             problems.append(f"Step “{name}”: two steps have this name.")
@@ -166,6 +259,11 @@ def validate(definition: Any) -> list[str]:
             problems.append(f"Step “{name}”: unknown type “{state.get('type')}”.")
             continue
         _check_properties(state, problems)
+    step_names = {s.get("name") for s in states if isinstance(s, dict)}
+    for state in names.values():
+        if state.get("type") in STEP_TYPES:
+            for field, problem in template_problems(state, step_names):
+                problems.append(f"Step “{state['name']}”, {field}: {problem}")
     initial = definition.get("initial_state")
     if initial not in names:
         problems.append(f"The first step “{initial}” does not exist.")

@@ -33,6 +33,15 @@ class Edge:
     back: bool
 
 
+def _offset_x(state: dict[str, Any]) -> float:
+    """A step's x on Studio's canvas (``properties.offset.x``); 0 when it has none, so
+    steps without one keep their order (the sort is stable)."""
+    offset = (state.get("properties") or {}).get("offset")
+    if isinstance(offset, dict) and isinstance(offset.get("x"), int | float):
+        return float(offset["x"])
+    return 0.0
+
+
 def layout(definition: dict[str, Any], problems: list[str] | None = None) -> dict[str, Any]:
     states = {
         s["name"]: s
@@ -58,6 +67,8 @@ def layout(definition: dict[str, Any], problems: list[str] | None = None) -> dic
     rows: dict[int, list[str]] = {}
     for name in states:
         rows.setdefault(level[name], []).append(name)
+    for names in rows.values():  # left to right as placed on Studio's canvas (its offset)
+        names.sort(key=lambda n: _offset_x(states[n]))
     widest = max((len(r) for r in rows.values()), default=1)
     width = MARGIN * 2 + widest * BOX_W + (widest - 1) * GAP_X
     nodes: dict[str, Node] = {}

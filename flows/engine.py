@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,8 +22,6 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from liquid import Environment
-from liquid.exceptions import LiquidError
 
 from personas import messaging
 from personas.models import AuditEvent, ConsentState, Persona, PersonaStatus
@@ -45,6 +41,7 @@ from personas.services.identity import customer_for
 
 from .definition import SPLIT_OPERATORS, next_step
 from .models import Flow, FlowRun, FlowStepLog, FlowVersion
+from .templating import TemplateError, render, simple_parts, split_matches, value_of
 
 STEP_LIMIT = 100
 RUNS_PER_TASK = 1000  # runs advanced together by one task (a batch)
@@ -57,118 +54,21 @@ STANDARD_TRAITS = {
     "customer_id": "customer_id",
 }
 
-# ---------------------------------------------------------------------------------------------
-# Templating (python-liquid, sandboxed: no loader, so no file access; bounded loops and output)
-
-
-class _SandboxEnvironment(Environment):
-    loop_iteration_limit = 1000
-    output_stream_limit = 10_000
-    local_namespace_limit = 10_000
-    context_depth_limit = 10
-
-
-_ENV = _SandboxEnvironment()
-
-
-@lru_cache(maxsize=2048)
-def _parse(text: str):
-    return _ENV.from_string(text)
-
-
-class TemplateError(Exception):
-    pass
-
-
-# The common template shape, "text {{ a.b.c }} text", rendered without Liquid when every name
-# on the path is a key of a plain dict and the value is text or a whole number: the result is
-# then exactly Liquid's (tests compare the two). Anything else goes through Liquid.
-_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_OUTPUT_RE = re.compile(rf"\{{\{{[ \t\r\n]*({_NAME}(?:\.{_NAME})*)[ \t\r\n]*\}}\}}")
-# Liquid's expression keywords: as a name anywhere on a path they are literals or syntax.
-_LIQUID_WORDS = frozenset(
-    "true false nil null empty blank and or contains not in offset limit reversed cols "
-    "continue with for as if else required".split()
-)
-_FAST_OUTPUT_LIMIT = 1000  # well under the sandbox's output limit
-
-
-@lru_cache(maxsize=2048)
-def _simple_parts(text: str) -> tuple[tuple[str, tuple[str, ...]], ...] | None:
-    """``((literal, path), …)`` for a template made only of literal text and plain
-    ``{{ a.b }}`` outputs; None for anything else (tags, filters, indexes, keywords)."""
-    parts = []
-    pos = 0
-    for m in _OUTPUT_RE.finditer(text):
-        literal = text[pos : m.start()]
-        if "{" in literal or "}" in literal:
-            return None
-        path = tuple(m.group(1).split("."))
-        if not _LIQUID_WORDS.isdisjoint(path):
-            return None
-        parts.append((literal, path))
-        pos = m.end()
-    tail = text[pos:]
-    if "{" in tail or "}" in tail:
-        return None
-    parts.append((tail, ()))
-    return tuple(parts)
-
-
-def _render_simple(parts, context: dict[str, Any]) -> str | None:
-    out = []
-    for literal, path in parts:
-        out.append(literal)
-        if not path:
-            continue
-        value: Any = context
-        for name in path:
-            if type(value) is not dict or name not in value:
-                return None
-            value = value[name]
-        if type(value) is str:
-            out.append(value)
-        elif type(value) is int:
-            out.append(str(value))
-        else:
-            return None
-    text = "".join(out)
-    if len(text) > _FAST_OUTPUT_LIMIT or "\r" in text:
-        return None  # the sandbox's bounded output stream turns "\r" into "\n"
-    if not text.isascii():
-        try:  # Liquid counts its output in UTF-8 and fails on what cannot be encoded
-            text.encode()
-        except UnicodeEncodeError:
-            return None
-    return text
-
-
-def render(template: Any, context: dict[str, Any]) -> str:
-    text = "" if template is None else str(template)
-    if "{" not in text:
-        return text
-    parts = _simple_parts(text)
-    if parts is not None:
-        fast = _render_simple(parts, context)
-        if fast is not None:
-            return fast
-    try:
-        return _parse(text).render(**context)
-    except LiquidError as exc:
-        raise TemplateError(f"Template error in “{text[:60]}”: {exc}") from exc
-    except (RecursionError, MemoryError) as exc:
-        raise TemplateError(f"Template too complex: “{text[:60]}”") from exc
+# Templating: see flows/templating.py (checked, bounded, nil for missing).
+_simple_parts = simple_parts
 
 
 def persona_data(p: Persona) -> dict[str, Any]:
+    """What templates read of a persona; a value it does not have is None (Liquid's nil),
+    never "": ``{% if persona.email %}`` is false without an email, as a split says."""
     return {
         "id": str(p.pk),
-        "first_name": p.first_name,
-        "last_name": p.last_name,
-        "email": p.email or "",
-        "phone": p.phone or "",
-        "customer_id": p.customer_id or "",
-        "birthday": p.birthday.isoformat() if p.birthday else "",
+        "first_name": p.first_name or None,
+        "last_name": p.last_name or None,
+        "email": p.email or None,
+        "phone": p.phone or None,
+        "customer_id": p.customer_id or None,
+        "birthday": p.birthday.isoformat() if p.birthday else None,
         "points": p.points_balance,
         "loyalty_enrolled": p.loyalty_enrolled,
         "attributes": dict(p.attributes or {}),
@@ -186,7 +86,12 @@ def _context(run: FlowRun, persona: Persona, flow_name: str) -> dict[str, Any]:
         "persona": data,
         "trigger": trigger,
         "widgets": ctx.get("widgets") or {},
-        "flow": {"name": flow_name, "run_id": run.pk, "version": run.version.number},
+        "flow": {
+            "name": flow_name,
+            "run_id": run.pk,
+            "version": run.version.number,
+            "variables": ctx.get("variables") or {},
+        },
     }
 
 
@@ -306,35 +211,27 @@ def _step_look_up(props, ctx, persona, actor, now) -> StepResult:
     )
 
 
-def _compare(op: str, value: str, arg: str) -> bool:
-    if op == "is_empty":
-        return value.strip() == ""
-    if op == "is_not_empty":
-        return value.strip() != ""
-    if op == "equal_to":
-        return value.strip().lower() == arg.strip().lower()
-    if op == "not_equal_to":
-        return value.strip().lower() != arg.strip().lower()
-    if op == "contains":
-        return arg.strip().lower() in value.lower()
-    if op == "in_list":
-        return value.strip().lower() in {a.strip().lower() for a in arg.split(",")}
-    try:
-        a, b = float(value), float(arg)
-    except ValueError:
-        return False
-    return a > b if op == "greater_than" else a < b
-
-
 def _step_split(props, ctx, persona, actor, now) -> StepResult:
-    value = render(props.get("input", ""), ctx)
+    template = props.get("input", "")
+    value, typed = value_of(template, ctx)
     inputs = {"input": value}
     for i, cond in enumerate(props.get("conditions", []) or [], start=1):
         arg = render(cond.get("value", ""), ctx)
-        if _compare(cond.get("operator", ""), value, arg):
+        if split_matches(cond.get("operator", ""), value, arg, typed=typed):
             label = f"{SPLIT_OPERATORS.get(cond.get('operator'), '?')} {arg}".strip()
             return StepResult(f"match_{i}", inputs, {"matched": label})
     return StepResult("noMatch", inputs)
+
+
+def _step_set_variables(props, ctx, persona, actor, now) -> StepResult:
+    """Studio's Set Variables: each value rendered, then readable as flow.variables.KEY."""
+    inputs: dict[str, list] = {"variables": []}
+    values: dict[str, str] = {}
+    for item in props.get("variables", []) or []:
+        value = render(item.get("value", ""), ctx)
+        inputs["variables"].append({"key": item["key"], "value": value})
+        values[item["key"]] = value
+    return StepResult("next", inputs, {"variables": values})
 
 
 def _step_wait(props, ctx, persona, actor, now, run=None, name="") -> StepResult:
@@ -375,6 +272,7 @@ EXECUTORS = {
     "update-profile-traits": _step_update_traits,
     "look-up-profile": _step_look_up,
     "split-based-on": _step_split,
+    "set-variables": _step_set_variables,
     "send-message": _step_send,
 }
 
@@ -493,6 +391,11 @@ def step_once(run_id: int, *, now: dt.datetime | None = None) -> bool:
         widgets[state["name"]] = result.outputs
         context = {k: v for k, v in run.context.items() if k != "_waiting"}
         context["widgets"] = widgets
+        if state["type"] == "set-variables" and result.event == "next":
+            context["variables"] = {
+                **(context.get("variables") or {}),
+                **result.outputs.get("variables", {}),
+            }
         run.context = json.loads(json.dumps(context, default=str))
         run.steps_taken += 1
         FlowStepLog.objects.create(
@@ -698,6 +601,17 @@ def on_persona_changes(notices: list[changes.ChangeNotice]) -> None:
             with transaction.atomic():
                 for pid, data in matched.items():
                     enroll(flow, [pid], trigger=data)
+
+
+def on_inbound_text(persona_id: int, body: str) -> None:
+    """A text from the persona's number (not a keyword): enrol active flows started by one
+    (Studio's ``incomingMessage``). The text is ``trigger.message.Body``, as in Studio."""
+    for flow in _active_flows():
+        trigger = flow.current_version.trigger or {}
+        if trigger.get("type") == "inbound_text":
+            with transaction.atomic():
+                data = {"type": "inbound_text", "message": {"Body": body}}
+                enroll(flow, [persona_id], trigger=data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1113,6 +1027,11 @@ def _batch_round(batch: _Batch, now: dt.datetime) -> int:
         widgets[state["name"]] = result.outputs
         context = {k: v for k, v in run.context.items() if k != "_waiting"}
         context["widgets"] = widgets
+        if state["type"] == "set-variables" and result.event == "next":
+            context["variables"] = {
+                **(context.get("variables") or {}),
+                **result.outputs.get("variables", {}),
+            }
         texts[run.pk] = text = dumps(context, default=str)
         # What the database now holds (and the next step reads, as after a reload).
         run.context = json.loads(text) if target is not None else context

@@ -6,7 +6,14 @@ from django import forms
 
 from personas.models import EntrySource, SignupForm
 
-from .definition import CHANNELS, SPLIT_OPERATORS, STEP_TYPES, events_for
+from .definition import (
+    CHANNELS,
+    SPLIT_OPERATORS,
+    STEP_TYPES,
+    events_for,
+    step_name_problem,
+    template_problems,
+)
 from .services import TRIGGER_TYPES
 
 LINES_HELP = "One per line: key = value (values may use Liquid, e.g. {{persona.first_name}})."
@@ -79,11 +86,48 @@ class AddStepForm(forms.Form):
         help_text="Letters, digits and _ ; leave empty for a generated name.",
     )
 
+    def clean_name(self) -> str:
+        return _clean_step_name(self.cleaned_data.get("name", ""), required=False)
+
+
+# The properties each step type's form edits (the rest of a step's properties are kept).
+EDITED_KEYS = {
+    "persona-update": ("add", "set", "remove", "force_opt_out"),
+    "update-profile-traits": ("profile_connect_sid", "traits", "profile_connector_instance"),
+    "look-up-profile": ("identifier",),
+    "split-based-on": ("input", "conditions"),
+    "wait": ("until_time", "amount", "unit"),
+    "set-variables": ("variables",),
+    "send-message": ("channel", "body"),
+}
+
+
+def _clean_step_name(value: str, *, required: bool) -> str:
+    name = (value or "").strip()
+    if (name or required) and (problem := step_name_problem(name)):
+        raise forms.ValidationError(problem)
+    return name
+
 
 class StepForm(forms.Form):
-    """The properties of one step, by type, plus where each transition goes."""
+    """The properties of one step, by type, plus where each transition goes. Its templates
+    are checked as the flow will run them: a problem is shown on its field, and the step is
+    not saved until it is fixed."""
 
     name = forms.CharField(label="Step name", max_length=64)
+
+    def clean_name(self) -> str:
+        return _clean_step_name(self.cleaned_data.get("name", ""), required=True)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors:
+            return data
+        state = {**self.state, "properties": self.properties()}
+        for field, problem in template_problems(state, set(self.step_names) | {data["name"]}):
+            target = field if field in self.fields else None
+            self.add_error(target, problem)
+        return data
 
     def __init__(self, *args: Any, state: dict[str, Any], step_names: list[str], **kwargs: Any):
         props = state.get("properties") or {}
@@ -91,6 +135,7 @@ class StepForm(forms.Form):
         initial = {"name": state["name"]}
         super().__init__(*args, initial=initial, **kwargs)
         self.state = state
+        self.step_names = list(step_names)
         f = self.fields
         if kind == "persona-update":
             f["add"] = forms.CharField(
@@ -175,6 +220,14 @@ class StepForm(forms.Form):
                 initial=props.get("until_time", ""),
                 help_text="e.g. 09:30; overrides the delay.",
             )
+        elif kind == "set-variables":
+            f["variables"] = forms.CharField(
+                label="Variables",
+                required=False,
+                widget=forms.Textarea(attrs={"rows": 4}),
+                help_text=LINES_HELP + " Later steps read them as {{flow.variables.KEY}}.",
+                initial=_lines(props.get("variables")),
+            )
         elif kind == "send-message":
             f["channel"] = forms.ChoiceField(
                 label="Channel",
@@ -203,6 +256,17 @@ class StepForm(forms.Form):
             self.events.append(event)
 
     def properties(self) -> dict[str, Any]:
+        """The step's properties as edited, keeping what the editor does not show (a Studio
+        export's ``offset``, ``to``, its kept sender settings…)."""
+        edited = self._edited()
+        kept = {
+            k: v
+            for k, v in (self.state.get("properties") or {}).items()
+            if k not in EDITED_KEYS.get(self.state["type"], ())
+        }
+        return {**kept, **edited}
+
+    def _edited(self) -> dict[str, Any]:
         d = self.cleaned_data
         kind = self.state["type"]
         if kind == "persona-update":
@@ -233,6 +297,8 @@ class StepForm(forms.Form):
             if d.get("until_time"):
                 return {"until_time": d["until_time"].strip()}
             return {"amount": d.get("amount") or 1, "unit": d["unit"]}
+        if kind == "set-variables":
+            return {"variables": _pairs(d["variables"])}
         return {"channel": d["channel"], "body": d["body"]}
 
     def transitions(self) -> dict[str, str]:

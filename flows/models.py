@@ -41,6 +41,14 @@ class Flow(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("flows:detail", args=[self.pk])
 
+    def recent_enrolments(self, limit: int = 10) -> EnrolmentList:
+        """The latest bulk enrolments, for the flow's page (one query; ids left unloaded)."""
+        return EnrolmentList(
+            self.enrolments.select_related("created_by", "cancelled_by").defer("persona_ids")[
+                :limit
+            ]
+        )
+
 
 class FlowVersion(models.Model):
     """An immutable published definition; runs keep the version they started on."""
@@ -118,3 +126,69 @@ class FlowStepLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.step} → {self.event}"
+
+
+class EnrolmentList(list):
+    """A flow's recent enrolments; ``active`` when one waits or runs (the panel refreshes)."""
+
+    @property
+    def active(self) -> bool:
+        return any(
+            e.status in (FlowEnrolment.Status.QUEUED, FlowEnrolment.Status.RUNNING) for e in self
+        )
+
+
+class FlowEnrolment(models.Model):
+    """One confirmed bulk enrolment of personas into a flow (``flows.enrolment``).
+
+    ``filters`` are the personas-list search and filters it was asked with (only the ones set,
+    as text: ``{"q": "kim", "loyalty": "yes"}``) and ``description`` says them in words. The
+    search text can be personal data (a phone, an email): it stays behind staff sign-in, here,
+    and never goes into a URL, a task argument or a log line. ``persona_ids`` are the personas
+    counted and confirmed, resolved at confirmation; the task works through them in batches,
+    ``position`` being how many it has handled (committed with each batch's runs).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting to start"
+        RUNNING = "running", "Enrolling"
+        DONE = "done", "Done"
+        CANCELLED = "cancelled", "Cancelled"
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="enrolments")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    filters = models.JSONField(default=dict, blank=True)
+    description = models.CharField(max_length=500)
+    confirmed_count = models.PositiveIntegerField()
+    persona_ids = models.JSONField(default=list, blank=True)  # emptied once it ends
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    position = models.PositiveIntegerField(default=0)
+    enrolled = models.PositiveIntegerField(default=0)
+    note = models.CharField(max_length=300, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["flow", "-created_at"], name="flowenrolment_flow_idx")]
+
+    def __str__(self) -> str:
+        # Never the filters: the search text may be a customer's phone or email.
+        return f"Enrolment #{self.pk} into flow {self.flow_id}"
+
+    @property
+    def skipped(self) -> int:
+        """Personas handled but not enrolled: no longer active or visible, or already in a
+        once-per-persona flow by the time their batch ran."""
+        return max(self.position - self.enrolled, 0)
+
+    @property
+    def badge(self) -> str:
+        """The badge style of the status (the stylesheet calls a finished job "completed")."""
+        return "completed" if self.status == self.Status.DONE else self.status

@@ -12,8 +12,15 @@ from django.db.models import Max
 
 from personas.models import Persona
 
-from . import engine
-from .definition import STEP_TYPES, empty_definition, events_for, unstorable_text, validate
+from . import engine, studio
+from .definition import (
+    STEP_TYPES,
+    empty_definition,
+    events_for,
+    step_name_problem,
+    unstorable_text,
+    validate,
+)
 from .models import Flow, FlowRun, FlowStepLog, FlowVersion
 
 TRIGGER_TYPES = {
@@ -22,6 +29,7 @@ TRIGGER_TYPES = {
     "purchase": "Purchase recorded",
     "attribute_changed": "Custom attribute changed",
     "consent_changed": "Consent changed",
+    "inbound_text": "Text received from the persona",
 }
 
 DEFAULT_PROPERTIES: dict[str, dict[str, Any]] = {
@@ -31,6 +39,7 @@ DEFAULT_PROPERTIES: dict[str, dict[str, Any]] = {
     "split-based-on": {"input": "", "conditions": []},
     "wait": {"amount": 1, "unit": "days"},
     "send-message": {"channel": "text", "body": ""},
+    "set-variables": {"variables": []},
 }
 
 
@@ -87,6 +96,8 @@ def add_step(flow: Flow, *, step_type: str, name: str, after: str = "", event: s
         while any(s["name"] == f"{base}_{n}" for s in states):
             n += 1
         name = f"{base}_{n}"
+    if problem := step_name_problem(name):
+        raise ValidationError(problem)
     if any(s["name"] == name for s in states):
         raise ValidationError(f"A step called “{name}” already exists.")
     state = {
@@ -122,6 +133,8 @@ def update_step(
         for event, target in transitions.items()
     ]
     if new_name and new_name != name:
+        if problem := step_name_problem(new_name):
+            raise ValidationError(problem)
         if any(s["name"] == new_name for s in definition["states"]):
             raise ValidationError(f"A step called “{new_name}” already exists.")
         state["name"] = new_name
@@ -162,7 +175,22 @@ def publish(flow: Flow, *, user: Any) -> FlowVersion:
         raise ValidationError(problems)
     _check_trigger(flow.trigger)
     with transaction.atomic():
-        flow = Flow.objects.select_for_update().get(pk=flow.pk)
+        flow = (
+            Flow.objects.select_for_update(of=("self",))
+            .select_related("current_version")
+            .get(pk=flow.pk)
+        )
+        current = flow.current_version
+        if current is not None and (
+            current.definition == flow.definition
+            and current.trigger == flow.trigger
+            and current.reentry == flow.reentry
+        ):
+            hint = " Resume it to run it again." if flow.status == Flow.Status.PAUSED else ""
+            raise ValidationError(
+                f"Nothing has changed since version {current.number}: there is nothing new "
+                f"to publish.{hint}"
+            )
         number = (flow.versions.aggregate(n=Max("number"))["n"] or 0) + 1
         version = FlowVersion.objects.create(
             flow=flow,
@@ -212,44 +240,103 @@ def enroll_persona(flow: Flow, persona: Persona) -> list[int]:
 # JSON export / import
 
 
+# Our own settings that Studio's shape has no place for ride in the Trigger state's
+# properties under this key, and only when Studio's own start events cannot say them.
+SETTINGS_KEY = "personas"
+
+
+def export_document(flow: Flow) -> dict[str, Any]:
+    """The flow as Twilio Studio's flow definition (``description``, ``states`` with a
+    Trigger state, ``initial_state``, ``flags``): what Studio imports, and what
+    ``import_json`` reads back unchanged. A trigger Studio cannot express (persona created,
+    purchase…) and a re-entry other than once per persona are kept in the Trigger state's
+    properties under ``SETTINGS_KEY``."""
+    definition = copy.deepcopy(flow.definition or empty_definition())
+    flags = definition.pop("flags", None)
+    trigger = dict(flow.trigger or {"type": "manual"})
+    studio_state = trigger.pop("studio_state", None)
+    document = studio.to_studio(
+        definition=definition,
+        trigger=trigger,
+        studio_trigger=studio_state,
+        flags=flags if flags is not None else dict(studio.DEFAULT_FLAGS),
+    )
+    settings_: dict[str, Any] = {}
+    if trigger.get("type") not in ("manual", "inbound_text") or len(trigger) > 1:
+        settings_["trigger"] = trigger
+    if flow.reentry != Flow.Reentry.ONCE:
+        settings_["reentry"] = flow.reentry
+    if (document.get("description") or "") != flow.name:
+        settings_["name"] = flow.name
+    if settings_:
+        for state in document.get("states", []):
+            if state.get("type") == "trigger":
+                state.setdefault("properties", {})[SETTINGS_KEY] = settings_
+    return document
+
+
 def export_json(flow: Flow) -> str:
-    data = {
-        "name": flow.name,
-        "trigger": flow.trigger,
-        "reentry": flow.reentry,
-        "definition": flow.definition,
-    }
-    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)
+    return json.dumps(export_document(flow), indent=2, ensure_ascii=False, sort_keys=False)
 
 
-def import_json(text: str, *, user: Any) -> Flow:
+def import_studio(text: str, *, user: Any) -> tuple[Flow, list[str]]:
+    """A new draft flow from JSON: a Twilio Studio export, one of ours (``export_json``), or
+    our earlier shapes (``{"name", "trigger", "reentry", "definition"}`` or a bare
+    definition). Returns the flow and notes in plain words (Studio settings kept but handled
+    here by the SMS backend, inert start events…). ValidationError lists every reason a
+    file is refused, each naming its step."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from exc
-    if isinstance(data, dict) and "states" in data and "definition" not in data:
-        data = {"name": data.get("description") or "Imported flow", "definition": data}
-    if not isinstance(data, dict) or not isinstance(data.get("definition"), dict):
+    if not isinstance(data, dict):
+        raise ValidationError("Expected a flow definition with “states”.")
+    wrapper = data if isinstance(data.get("definition"), dict) else {}
+    document = wrapper.get("definition") if wrapper else data
+    if not isinstance(document, dict) or "states" not in document:
         raise ValidationError("Expected a flow definition with “states”.")
     if problem := unstorable_text(data):  # the name and trigger too, not only the steps
         raise ValidationError(problem)
-    problems = validate(data["definition"])
+    converted = studio.from_studio(document)
+    definition = converted.definition
+    if converted.flags is not None and converted.flags != studio.DEFAULT_FLAGS:
+        definition["flags"] = converted.flags  # export writes the default ones itself
+    studio_state = copy.deepcopy(converted.studio_trigger)
+    ours: dict[str, Any] = {}
+    if studio_state is not None:
+        ours = (studio_state.get("properties") or {}).pop(SETTINGS_KEY, None) or {}
+    problems = validate(definition)
     if problems:
         raise ValidationError(problems)
-    name = str(data.get("name") or "Imported flow")[:120]
+    trigger = dict(ours.get("trigger") or wrapper.get("trigger") or converted.trigger or {})
+    trigger = trigger or {"type": "manual"}
+    _check_trigger(trigger)
+    if studio_state is not None and studio_state != _built_trigger_state(definition, trigger):
+        trigger["studio_state"] = studio_state  # as Studio wrote it, for export
+    reentry = ours.get("reentry") or wrapper.get("reentry") or Flow.Reentry.ONCE
+    if reentry not in Flow.Reentry.values:
+        raise ValidationError("The re-entry setting is not one this product knows.")
+    name = str(
+        ours.get("name") or wrapper.get("name") or document.get("description") or "Imported flow"
+    )[:120]
     base, n = name, 2
     while Flow.objects.filter(name=name).exists():
         name = f"{base} ({n})"[:120]
         n += 1
-    trigger = data.get("trigger") or {"type": "manual"}
-    _check_trigger(trigger)
-    return Flow.objects.create(
-        name=name,
-        definition=data["definition"],
-        trigger=trigger,
-        reentry=data.get("reentry", "once"),
-        created_by=user,
+    flow = Flow.objects.create(
+        name=name, definition=definition, trigger=trigger, reentry=reentry, created_by=user
     )
+    return flow, list(converted.notes)
+
+
+def _built_trigger_state(definition: dict[str, Any], trigger: dict[str, Any]) -> Any:
+    """The Trigger state export writes for this trigger when none is kept."""
+    document = studio.to_studio(definition=definition, trigger=trigger, studio_trigger=None)
+    return next((s for s in document.get("states", []) if s.get("type") == "trigger"), None)
+
+
+def import_json(text: str, *, user: Any) -> Flow:
+    return import_studio(text, user=user)[0]
 
 
 # ---------------------------------------------------------------------------------------------

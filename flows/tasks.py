@@ -21,17 +21,9 @@ def wake_runs() -> int:
 
 
 @task()
-def enroll_matching(flow_id: int, persona_ids: list[int]) -> int:
-    from django.db import transaction
+def run_enrolment(enrolment_id: int) -> int:
+    """A confirmed bulk enrolment (``flows.enrolment.run``): only its id travels in the queue,
+    never the search that chose its personas."""
+    from .enrolment import run
 
-    from .engine import enroll
-    from .models import Flow
-
-    flow = Flow.objects.select_related("current_version").get(pk=flow_id)
-    total = 0
-    for start in range(0, len(persona_ids), 1000):
-        with transaction.atomic():
-            total += len(
-                enroll(flow, persona_ids[start : start + 1000], trigger={"type": "manual"})
-            )
-    return total
+    return run(enrolment_id=enrolment_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
@@ -16,12 +18,20 @@ from personas.models.persona import visible_q
 from personas.roles import Cap, has_cap, require_cap
 from personas.views import _drawer, _is_partial
 
-from . import engine, services
+from . import engine, enrolment, services, story
 from .definition import STEP_TYPES, validate, warnings
 from .diagram import layout
 from .forms import AddStepForm, FlowForm, ImportForm, StepForm
-from .models import Flow, FlowRun
-from .tasks import enroll_matching
+from .models import Flow, FlowEnrolment, FlowRun
+
+# How a test run ended, in words.
+OUTCOME_WORDS = {
+    "completed": "the run would complete",
+    "failed": "the run would fail",
+    "stopped": "the run would stop",
+    "waiting": "the run would wait",
+    "running": "the run would go on past the step limit",
+}
 
 
 def _flow(pk: int) -> Flow:
@@ -278,8 +288,8 @@ def flow_test(request: HttpRequest, pk: int) -> HttpResponse:
             "flow": flow,
             "q": q,
             "candidates": candidates,
-            "steps": steps,
-            "outcome": outcome,
+            "steps": [(s, story.for_log(s)) for s in steps],
+            "outcome_label": OUTCOME_WORDS.get(outcome, "no steps ran"),
             "persona": persona,
         },
         close_url=flow.get_absolute_url(),
@@ -301,8 +311,9 @@ def flow_runs(request: HttpRequest, pk: int) -> HttpResponse:
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(FlowRun.objects.select_related("flow", "version", "persona"), pk=pk)
     selectors.persona_for_staff(user=request.user, pk=run.persona_id)  # hidden → 404
+    steps = [(log, story.for_log(log)) for log in run.steps.all()]
     return render(
-        request, "flows/run_detail.html", {"run": run, "steps": run.steps.all(), "section": "flows"}
+        request, "flows/run_detail.html", {"run": run, "steps": steps, "section": "flows"}
     )
 
 
@@ -321,12 +332,14 @@ def flow_import(request: HttpRequest) -> HttpResponse:
     form = ImportForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
-            flow = services.import_json(form.cleaned_data["definition"], user=request.user)
+            flow, notes = services.import_studio(form.cleaned_data["definition"], user=request.user)
         except ValidationError as exc:
             for message in exc.messages:
                 form.add_error("definition", message)
         else:
             messages.success(request, f"Imported “{flow.name}” as a draft.")
+            for note in notes:
+                messages.info(request, note)
             return redirect(flow)
     return render(request, "flows/flow_import.html", {"form": form, "section": "flows"})
 
@@ -349,24 +362,114 @@ def enroll_persona(request: HttpRequest, persona_pk: int) -> HttpResponse:
     return redirect("personas:detail_tab", pk=persona.pk, tab="flows")
 
 
+# The personas-list filters the confirmation page offers to change, with their labels here.
+_REFINE_LABELS = {
+    "q": "Search (phone, email, name…)",
+    "entry_source": "Source",
+    "loyalty": "Loyalty",
+    "channel": "Consent channel",
+    "consent": "Consent state",
+    "store": "Favorite store",
+    "attr_key": "Custom attribute",
+    "attr_value": "Attribute value",
+    "created_from": "Created from",
+    "created_to": "Created until",
+}
+
+
+def _refine_fields(form: ListFilterForm) -> list[tuple[Any, str]]:
+    for name in ("created_from", "created_to"):
+        form.fields[name].widget.input_type = "date"
+    return [(form[name], label) for name, label in _REFINE_LABELS.items()]
+
+
 @require_cap(Cap.EDIT_FLOWS)
 @require_POST
 def enroll_list(request: HttpRequest, pk: int) -> HttpResponse:
-    """Every persona matching the personas-list search and filters, in the background."""
+    """Bulk enrolment, counted then confirmed (``flows.enrolment``). A personas-list search and
+    its filters post here and get a page saying how many personas would be enrolled, and who;
+    that page posts back with ``confirm`` and the number it showed (and, above
+    ``FLOWS_ENROL_TYPE_COUNT_ABOVE``, the number typed). Search text rides in POST bodies only."""
     flow = _flow(pk)
-    if flow.status != Flow.Status.ACTIVE:
-        messages.error(request, "Only an active flow can enrol personas.")
+    form = ListFilterForm(request.POST, auto_id="refine-%s")
+    error = ""
+    try:
+        if form.is_valid() and "confirm" in request.POST:
+            try:
+                job = enrolment.request_enrolment(
+                    flow=flow,
+                    user=request.user,
+                    lq=form.to_query(),
+                    confirmed_count=request.POST.get("count"),
+                    typed=request.POST.get("typed"),
+                )
+            except enrolment.EnrolmentError as exc:
+                if exc.code == "inactive":
+                    raise
+                error = str(exc)
+            else:
+                messages.success(
+                    request,
+                    f"Enrolling {job.confirmed_count:,} personas into “{flow.name}” in the "
+                    "background: follow it under “Bulk enrolments”.",
+                )
+                return redirect(f"{flow.get_absolute_url()}#enrolments")
+        preview = (
+            enrolment.count_matching(flow=flow, user=request.user, lq=form.to_query())
+            if form.is_valid()
+            else None
+        )
+    except enrolment.EnrolmentError as exc:
+        messages.error(request, str(exc))
         return redirect(flow)
-    lq = ListFilterForm(request.POST).to_query()
-    ids = list(
-        selectors.filtered_personas(user=request.user, lq=lq)
-        .order_by("id")
-        .values_list("id", flat=True)[:200_000]
+    context = {
+        "flow": flow,
+        "form": form,
+        "refine": _refine_fields(form),
+        "preview": preview,
+        "error": error,
+        "threshold": enrolment.type_count_above(),
+        "batch_size": enrolment.BATCH_SIZE,
+        "max_personas": enrolment.MAX_PERSONAS,
+        "section": "flows",
+    }
+    return render(request, "flows/enrolment_confirm.html", context)
+
+
+@require_cap(Cap.VIEW_FLOWS)
+@require_http_methods(["GET"])
+def flow_enrolments(request: HttpRequest, pk: int) -> HttpResponse:
+    """The flow page's "Bulk enrolments" panel, refreshed by htmx while a job waits or runs."""
+    flow = _flow(pk)
+    if not _is_partial(request):
+        return redirect(f"{flow.get_absolute_url()}#enrolments")
+    context = {
+        "flow": flow,
+        "enrolments": flow.recent_enrolments(),
+        "can_edit": has_cap(request.user, Cap.EDIT_FLOWS),
+    }
+    return render(request, "flows/_enrolments.html", context)
+
+
+@require_cap(Cap.EDIT_FLOWS)
+@require_POST
+def enrolment_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    """Cancel a bulk enrolment that has not started. The flow page's button lands on a page
+    asking first; its answer posts ``confirmed``."""
+    job = get_object_or_404(
+        FlowEnrolment.objects.select_related("flow", "created_by").defer("persona_ids"), pk=pk
     )
-    enroll_matching.enqueue(flow.pk, ids)
-    messages.success(
-        request,
-        f"Enrolling {len(ids):,} personas in “{flow.name}” in the background; their "
-        "runs appear below as they start.",
-    )
-    return redirect(flow)
+    if "confirmed" not in request.POST and job.status == FlowEnrolment.Status.QUEUED:
+        context = {"job": job, "flow": job.flow, "section": "flows"}
+        return render(request, "flows/enrolment_cancel.html", context)
+    try:
+        enrolment.cancel(enrolment=job, user=request.user)
+    except enrolment.EnrolmentError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"Enrolment of {job.confirmed_count:,} personas into “{job.flow.name}” cancelled: "
+            "nobody was enrolled.",
+        )
+    return redirect(f"{job.flow.get_absolute_url()}#enrolments")

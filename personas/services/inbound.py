@@ -28,6 +28,16 @@ from . import consent as consent_rules
 from .changes import Actor, ChangeError, Changeset, ConsentAction, ConsentOp, apply
 from .replies import Reply, parse_reply
 
+# Other apps that act on a customer's text (flows started by a text): ``hook(persona_id,
+# body)`` after the text is stored, for a text that is not a keyword, from an active persona
+# staff may see. personas imports no other app: they register from their AppConfig.ready.
+TEXT_HOOKS: list = []
+
+
+def register_text_hook(hook) -> None:
+    if hook not in TEXT_HOOKS:
+        TEXT_HOOKS.append(hook)
+
 
 @dataclass
 class InboundResult:
@@ -96,6 +106,17 @@ def handle(*, message_sid: str, from_: str, body: str) -> InboundResult:
                 keyword=reply.keyword[:16],
                 outcome=outcome,
             )
+            if (
+                TEXT_HOOKS
+                and reply.intent == "other"
+                and persona is not None
+                and persona.status == PersonaStatus.ACTIVE
+                and is_visible(persona)
+            ):
+                for hook in TEXT_HOOKS:
+                    transaction.on_commit(
+                        lambda hook=hook, pid=persona.pk, text=body[:320]: hook(pid, text)
+                    )
     except IntegrityError:  # the same webhook delivered twice at once: the first one won
         existing = InboundMessage.objects.get(message_sid=sid)
         return InboundResult(existing.outcome, "", duplicate=True)

@@ -61,6 +61,14 @@ def audit_value(value: Any) -> str:
     return str(value)
 
 
+@register.filter(name="ops_words")
+def ops_words_filter(ops: list[str]) -> str:
+    """["add:created", "set:replaced"] → "added, then set" (see ``personas.wording``)."""
+    from personas.wording import ops_words
+
+    return ops_words(list(ops or []))
+
+
 @register.filter
 def audit_key(key: str) -> str:
     if key.startswith("attr:"):

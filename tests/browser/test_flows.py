@@ -54,8 +54,18 @@ def test_marketing_builds_tests_publishes_and_reads_a_run(page, live_server, log
     drawer.get_by_label("Step name").fill("update_traits")
     drawer.get_by_role("button", name="Add step").click()
     page.wait_for_url("**/steps/update_traits/")
-    page.get_by_label("Traits").fill("welcome_sent = {{persona.first_name}}")
+    # A broken template is not saved: the field says what is wrong, where, in plain words.
+    page.get_by_label("Traits").fill("welcome_sent = {{ persona.first_name | date: '%Y'")
     page.get_by_role("button", name="Save step").click()
+    drawer = page.get_by_role("dialog")
+    expect(
+        drawer.get_by_text("welcome_sent: line 1, column 1: expected “}}”, found end of file")
+    ).to_be_visible()
+    expect(drawer.get_by_text("^^^")).to_have_count(0)
+    shot(page, "flows-step-template-error")
+    assert "date:" not in str(Flow.objects.get().definition)  # nothing saved
+    drawer.locator("#id_traits").fill("welcome_sent = {{persona.first_name}}")
+    drawer.get_by_role("button", name="Save step").click()
     page.wait_for_url(f"**/flows/{flow.pk}/")
     page.goto(f"{live_server.url}/flows/{flow.pk}/steps/mark_vip/")
     page.get_by_label("On “next” go to").select_option("update_traits")
@@ -71,8 +81,11 @@ def test_marketing_builds_tests_publishes_and_reads_a_run(page, live_server, log
     drawer.get_by_label("Persona (phone, email, name…)").fill("Tess")
     drawer.get_by_role("button", name="Find").click()
     drawer.get_by_role("link", name="Test with this persona").click()
-    expect(drawer.get_by_text("vip_status")).to_be_visible()
-    expect(drawer.get_by_text("profileUpdated")).to_be_visible()
+    # The test run reads as words: what each step read, decided and changed.
+    expect(drawer.get_by_text("vip_status: absent → true (set true)")).to_be_visible()
+    expect(drawer.get_by_text("temp_flag: 1 → absent (removed)")).to_be_visible()
+    expect(drawer.get_by_text("Profile updated → the run ends")).to_be_visible()
+    expect(drawer.get_by_text("[{")).to_have_count(0)
     shot(page, "flows-test-run")
     tester.refresh_from_db()
     assert tester.attributes == {"temp_flag": "1"} and not FlowRun.objects.exists()
@@ -90,7 +103,8 @@ def test_marketing_builds_tests_publishes_and_reads_a_run(page, live_server, log
     page.goto(f"{live_server.url}/personas/{nova.pk}/flows/")
     page.get_by_role("link", name="Step log").click()
     expect(page.get_by_role("heading", name=f"Run #{run.pk}")).to_be_visible()
-    expect(page.get_by_text("profileUpdated")).to_be_visible()
+    expect(page.get_by_text("Profile updated → the run ends")).to_be_visible()
+    expect(page.get_by_text("welcome_sent: absent → Nova (set Nova)")).to_be_visible()
     shot(page, "flows-run-log")
 
 
@@ -123,3 +137,46 @@ def test_deleting_a_step_asks_first(page, live_server, login, shot):
     flow.refresh_from_db()
     assert [s["name"] for s in flow.definition["states"]] == ["mark_vip", "update_traits"]
     shot(page, "flows-step-deleted")
+
+
+def test_bulk_enrolment_counts_then_confirms(page, live_server, login, shot, settings):
+    from flows import services
+    from flows.models import FlowEnrolment
+    from tests.flows.test_enrolment import VIP
+
+    settings.FLOWS_ENROL_TYPE_COUNT_ABOVE = 10  # so twelve personas ask for the typed number
+    everyone = PersonaFactory.create_batch(12)
+    hidden = PersonaFactory(hidden=True)  # blocklisted: never counted, never enrolled
+    flow = Flow.objects.create(name="VIP lifecycle", definition=VIP, trigger={"type": "manual"})
+    services.publish(flow, user=None)
+    login(page, "Marketing")
+    page.goto(f"{live_server.url}/flows/{flow.pk}/")
+    page.get_by_label("Search").fill("")
+    page.get_by_role("button", name="Enrol matching personas").click()
+
+    heading = page.get_by_role("heading", name="Enrol 12 personas into ‘VIP lifecycle’?")
+    expect(heading).to_be_visible()
+    expect(page.get_by_text("All personas: 12 active personas.")).to_be_visible()
+    assert not FlowRun.objects.exists() and not FlowEnrolment.objects.exists()
+    shot(page, "flows-enrol-confirm")
+    size = page.viewport_size
+    page.set_viewport_size({"width": 390, "height": 844})
+    overflow = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    assert page.evaluate(overflow) <= 0
+    page.set_viewport_size(size)
+
+    page.get_by_label("Type 12 to confirm").fill("13")
+    page.get_by_role("button", name="Enrol 12 personas").click()
+    expect(page.locator(".form-error")).to_contain_text("You typed 13, but 12 personas")
+    assert not FlowEnrolment.objects.exists() and not FlowRun.objects.exists()
+
+    page.get_by_label("Type 12 to confirm").fill("12")
+    page.get_by_role("button", name="Enrol 12 personas").click()
+    page.wait_for_url(f"**/flows/{flow.pk}/#enrolments")
+    expect(page.get_by_text("Enrolling 12 personas into “VIP lifecycle”")).to_be_visible()
+    listed = page.locator("#enrolments")
+    expect(listed).to_contain_text("12 personas · all personas")
+    expect(listed).to_contain_text("12 enrolled")
+    expect(listed.get_by_text("Done", exact=True)).to_be_visible()
+    enrolled = set(FlowRun.objects.filter(flow=flow).values_list("persona_id", flat=True))
+    assert enrolled == {p.pk for p in everyone} and hidden.pk not in enrolled

@@ -14,7 +14,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from liquid.exceptions import LiquidError
 
-from flows import engine, services
+from flows import engine, services, templating
 from flows.models import Flow, FlowRun, FlowStepLog
 from personas.models import AuditEvent, Persona
 from personas.services import privacy
@@ -70,7 +70,7 @@ def test_every_step_of_a_batch_is_logged_applied_and_audited_once():
             ),
             ("update_traits", "profileUpdated", ""),
         ]
-        assert logs[1].inputs == {"input": str(persona.points_balance)}
+        assert logs[1].inputs == {"input": persona.points_balance}  # read typed
         assert logs[2].inputs == {
             "profile_connect_sid": str(persona.pk),
             "traits": [{"key": "segment", "value": f"bench-{run_id}"}],
@@ -281,7 +281,7 @@ def _templates(draw):
 @given(template=_templates(), context=_contexts)
 def test_plain_templates_render_exactly_as_liquid_does(template, context):
     try:
-        expected = engine._ENV.from_string(template).render(**context)
+        expected = templating._ENV.from_string(template).render(**context)
     except LiquidError:
         with pytest.raises(engine.TemplateError):
             engine.render(template, context)
@@ -300,13 +300,14 @@ def test_the_fast_path_is_taken_for_the_common_shapes_and_not_for_others():
         ("bench-{{ flow.run_id }}", "bench-3"),
         ("{{persona.points}} pts", "120 pts"),
     ]:
-        parts = engine._simple_parts(text)
-        assert parts is not None and engine._render_simple(parts, ctx) == expected
+        parts = templating.simple_parts(text)
+        assert parts is not None and templating._render_simple(parts, ctx) == expected
     # Booleans, missing names, filters, tags and literals are left to Liquid.
-    assert engine._render_simple(engine._simple_parts("{{persona.vip}}"), ctx) is None
-    assert engine._render_simple(engine._simple_parts("{{persona.nope}}"), ctx) is None
+    assert templating._render_simple(templating.simple_parts("{{persona.vip}}"), ctx) is None
+    # A missing value is nil, which renders as nothing (Liquid's rendering of nil).
+    assert templating._render_simple(templating.simple_parts("{{persona.nope}}"), ctx) == ""
     for text in ("{{ persona.id | upcase }}", "{% if x %}y{% endif %}", "{{ true }}", "{{a[0]}}"):
-        assert engine._simple_parts(text) is None
+        assert templating.simple_parts(text) is None
     assert engine.render("{{persona.vip}}", ctx) == "true"
     assert engine.render("{{persona.id}}\r", ctx) == "7\n"  # as the sandbox's output stream
     assert engine.render("{{ persona.id | prepend: 'PER' }}", ctx) == "PER7"
