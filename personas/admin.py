@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.db.models import Q
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils.functional import cached_property
 
 from .forms_privacy import RecoveryForm
 from .models import (
@@ -25,12 +27,29 @@ from .models import (
 )
 from .models.persona import visible_q
 from .roles import in_privacy_group
+from .selectors import search_candidates
 from .services import privacy
 from .services.privacy import parse_identifier
 
 
+class CappedCountPaginator(Paginator):
+    """Pages a large table without counting it: the count stops at ``CAP`` + 1 rows (one
+    ``COUNT`` over a ``LIMIT`` subquery), so a changelist costs the same at a million rows as
+    at a thousand. Pages past the cap are not offered: search or filter instead."""
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list[: self.CAP + 1].count()
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """History is written by the services only; the admin shows it."""
+    """History is written by the services only; the admin shows it. Its tables are large:
+    lists page without counting them whole."""
+
+    paginator = CappedCountPaginator
+    show_full_result_count = False
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -57,14 +76,36 @@ class PersonaAdmin(ReadOnlyAdmin):
         "created_at",
     )
     list_filter = ("status", "entry_source", "loyalty_enrolled", "text_consent", "email_consent")
-    search_fields = ("=email", "=phone", "=customer_id", "last_key")
-    show_full_result_count = False
+    # Searched through the product's own search (normalised, indexed columns): an email or its
+    # start, a phone in any format or its last digits, a customer id, a receipt, a name.
+    search_fields = ("email",)
+    search_help_text = (
+        "An email or its beginning, a phone in any format or its last digits, a customer ID, "
+        "a receipt number or a first and last name."
+    )
     list_select_related = ("favorite_store",)
     readonly_fields = [f.name for f in Persona._meta.fields]
 
     def get_queryset(self, request):
         # Blocklisted personas: privacy/support only (the one visibility rule).
         return Persona.objects.restrict(request.user).select_related("favorite_store")
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip():
+            return queryset, False
+        found = search_candidates(user=request.user, query=search_term, base=queryset)
+        return queryset.filter(pk__in=found.ids or []), False
+
+
+def _by_exact(queryset, term: str, field: str, *, digits: bool = False):
+    """Rows whose ``field`` is exactly ``term`` (an index lookup, never ``UPPER(…)`` or
+    ``LIKE``); all rows for an empty term, none for a term that cannot be such a value."""
+    term = term.strip()
+    if not term:
+        return queryset
+    if digits and not (term.isdigit() and len(term) < 19):
+        return queryset.none()
+    return queryset.filter(**{field: int(term) if digits else term})
 
 
 class PersonaRowsAdmin(ReadOnlyAdmin):
@@ -82,37 +123,40 @@ class PersonaRowsAdmin(ReadOnlyAdmin):
 class AuditEventAdmin(PersonaRowsAdmin):
     list_display = ("id", "persona_id", "action", "actor_kind", "actor_label", "created_at")
     list_filter = ("actor_kind", "action")
-    search_fields = ("=persona__id",)
-    show_full_result_count = False
+    search_fields = ("persona_id",)
+    search_help_text = "A persona's number (#)."
+
+    def get_search_results(self, request, queryset, search_term):
+        return _by_exact(queryset, search_term, "persona_id", digits=True), False
 
 
 @admin.register(ConsentChange)
 class ConsentChangeAdmin(PersonaRowsAdmin):
     list_display = ("id", "persona_id", "channel", "before", "after", "hard", "actor_kind")
     list_filter = ("channel", "after", "hard", "actor_kind")
-    show_full_result_count = False
 
 
 @admin.register(PointsEntry)
 class PointsEntryAdmin(PersonaRowsAdmin):
     list_display = ("id", "persona_id", "kind", "points", "reason", "created_at")
     list_filter = ("kind",)
-    show_full_result_count = False
 
 
 @admin.register(Purchase)
 class PurchaseAdmin(PersonaRowsAdmin):
     list_display = ("receipt_id", "persona_id", "store", "total", "points_earned", "purchased_at")
     list_filter = ("store",)
-    search_fields = ("=receipt_id",)
-    show_full_result_count = False
+    search_fields = ("receipt_id",)
+    search_help_text = "A receipt number, exactly."
+
+    def get_search_results(self, request, queryset, search_term):
+        return _by_exact(queryset, search_term, "receipt_id"), False
 
 
 @admin.register(OutboundMessage)
 class OutboundMessageAdmin(PersonaRowsAdmin):
     list_display = ("id", "persona_id", "channel", "template", "status", "created_at", "sent_at")
     list_filter = ("channel", "status", "template")
-    show_full_result_count = False
 
 
 @admin.register(Store)
