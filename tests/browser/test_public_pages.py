@@ -60,6 +60,16 @@ def test_customer_signs_up_then_picks_a_store_in_the_wallet(
     ).click()
     expect(page.get_by_text("App notifications on this device: on.")).to_be_visible()
     shot(page, "public-wallet")
+    # On a phone the wallet card fits the screen (it once was 401 px on a 390 px screen).
+    page.set_viewport_size({"width": 390, "height": 844})
+    overflow = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    assert page.evaluate(overflow) <= 0
+    widest = page.evaluate(
+        "Math.max(...[...document.querySelectorAll('main *')]"
+        ".map(e => e.getBoundingClientRect().right))"
+    )
+    assert widest <= 390, f"something in the wallet reaches {widest}px"
+    shot(page, "public-wallet-phone")
     persona.refresh_from_db()
     assert persona.favorite_store == riverside and persona.favorite_store_source == "wallet"
     assert persona.push_consent == "opted_in"
