@@ -130,6 +130,15 @@ def attribute_key_for(header: str) -> str:
     return key[:64]
 
 
+def _exported_key(key: str) -> str:
+    """An attribute key as the persona export wrote it (``attr:<key>``): itself when valid."""
+    try:
+        validate_attribute_key(key)
+    except ValidationError:
+        return attribute_key_for(key)
+    return key
+
+
 def auto_mapping(headers: list[str]) -> dict[str, str]:
     """Column index (as text) → target; unknown headers become custom attributes."""
     mapping: dict[str, str] = {}
@@ -137,6 +146,10 @@ def auto_mapping(headers: list[str]) -> dict[str, str]:
     for index, header in enumerate(headers):
         key = header_key(header)
         target = _LOOKUP.get(key)
+        if header.strip().lower().startswith("attr:") and header.strip()[5:].strip():
+            # the persona export's custom attribute columns come back as those attributes
+            mapping[str(index)] = f"attr:{_exported_key(header.strip()[5:].strip())}"
+            continue
         if not key or key in _REFUSED:
             mapping[str(index)] = ""
         elif target and target not in used:

@@ -356,6 +356,69 @@ def filtered_personas(*, user: Any, lq: ListQuery) -> QuerySet[Persona]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Counts: "2,920 personas", exact when counting is cheap, an estimate when it is not
+
+COUNT_CAP = 10_000  # rows counted exactly at most; above, an estimate
+
+
+@dataclass(frozen=True)
+class Count:
+    """How many rows a list shows. ``n``: the number (exact, or the estimate); ``exact``:
+    False when ``n`` is the planner's estimate ("about") or a floor ("more than")."""
+
+    n: int
+    exact: bool = True
+    floor: bool = False
+
+    def label(self, noun: str = "persona", plural: str = "") -> str:
+        plural = plural or f"{noun}s"
+        word = noun if self.n == 1 and self.exact else plural
+        if self.floor:
+            return f"More than {self.n:,} {plural}"
+        return f"{'About ' if not self.exact else ''}{self.n:,} {word}"
+
+
+def count_rows(qs: QuerySet) -> Count:
+    """Count ``qs`` without scanning a large table: exactly up to ``COUNT_CAP`` rows (one
+    ``COUNT`` over a ``LIMIT`` subquery); above, PostgreSQL's planner estimate of the same
+    query ("about N"), or on SQLite "more than 10,000"."""
+    capped = qs.order_by()[: COUNT_CAP + 1].count()
+    if capped <= COUNT_CAP:
+        return Count(capped)
+    estimate = _planner_estimate(qs)
+    if estimate is None:
+        return Count(COUNT_CAP, exact=False, floor=True)
+    return Count(max(estimate, COUNT_CAP + 1), exact=False)
+
+
+def _planner_estimate(qs: QuerySet) -> int | None:
+    from django.db import connections
+
+    connection = connections[qs.db]
+    if connection.vendor != "postgresql":
+        return None
+    sql, params = qs.order_by().values("pk").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def count_personas(*, user: Any, lq: ListQuery) -> Count:
+    """How many personas the list's search and filters select (the list's own rule)."""
+    return count_rows(filtered_personas(user=user, lq=lq))
+
+
+def count_archived(*, user: Any, q: str) -> Count:
+    """How many archived personas the archived list's search selects."""
+    base = archived_personas(user)
+    search = search_candidates(user=user, query=q, base=base)
+    return count_rows(base if search.ids is None else base.filter(pk__in=search.ids))
+
+
+# ---------------------------------------------------------------------------------------------
 # Activity: one timeline of audit events, consent history and text replies
 
 ACTIVITY_LIMIT = 200

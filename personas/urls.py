@@ -7,6 +7,8 @@ urlpatterns = [
     path("personas/", views.persona_list, name="list"),
     path("personas/new/", views.persona_create, name="create"),
     path("personas/archived/", views.archived_list, name="archived"),
+    path("personas/archived/count/", views.archived_count, name="archived_count"),
+    path("personas/count/", views.persona_count, name="count"),
     path("replies/", views.replies, name="replies"),
     path("personas/<int:pk>/", views.persona_detail, name="detail"),
     re_path(
@@ -54,4 +56,16 @@ urlpatterns = [
     path("privacy/", views_privacy.data_controls, name="data_controls"),
     path("privacy/verify/", views_privacy.data_controls_verify, name="data_controls_verify"),
     path("privacy/done/", views_privacy.data_controls_done, name="data_controls_done"),
+]
+# Settings › Team (Owner only), and the public page a set-password link opens.
+from . import views_team as team  # noqa: E402  (added below so the lines above stay as they are)
+
+urlpatterns += [
+    path("settings/team/", team.team, name="team"),
+    path("settings/team/<int:pk>/", team.member, name="team_member"),
+    path("settings/team/<int:pk>/role/", team.member_role, name="team_role"),
+    path("settings/team/<int:pk>/deactivate/", team.member_deactivate, name="team_deactivate"),
+    path("settings/team/<int:pk>/reactivate/", team.member_reactivate, name="team_reactivate"),
+    path("settings/team/<int:pk>/password-link/", team.member_send_reset, name="team_reset"),
+    path("accounts/reset/<uidb64>/<token>/", team.set_password, name="password_reset_confirm"),
 ]

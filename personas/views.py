@@ -19,10 +19,10 @@ from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import (
+    HttpResponseClientRedirect,
     HttpResponseClientRefresh,
     push_url,
     replace_url,
-    trigger_client_event,
 )
 
 from . import search_memo, selectors
@@ -124,10 +124,14 @@ def persona_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and not _is_partial(request):
         # Without JavaScript the form posts; redirect so the address keeps only the token.
         return redirect(f"{base}?{params.urlencode()}" if params else base)
+    archived_matches = 0
+    if lq.q.strip() and not page.personas and not lq.cursor:
+        archived_matches = selectors.count_archived(user=request.user, q=lq.q).n
     context = {
         "form": form,
         "lq": lq,
         "page": page,
+        "archived_matches": archived_matches,
         "sorts": selectors.SORTS,
         "detail_prefix": base,
         "channels": Channel.choices,
@@ -144,6 +148,26 @@ def persona_list(request: HttpRequest) -> HttpResponse:
         follow = replace_url if request.method == "POST" else push_url
         return follow(response, f"{base}?{query}" if query else base)
     return render(request, "personas/persona_list.html", context)
+
+
+@require_cap(Cap.MANAGE_PERSONAS)
+@require_http_methods(["GET"])
+def persona_count(request: HttpRequest) -> HttpResponse:
+    """How many personas the list's search and filters select, loaded after the list so that
+    counting never holds the page up ("2,920 personas", "About 1,000,000 personas")."""
+    search = search_memo.resolve(request)
+    lq = ListFilterForm(search.data).to_query()
+    count = selectors.count_personas(user=request.user, lq=lq)
+    return render(request, "personas/_count.html", {"count": count.label()})
+
+
+@require_cap(Cap.MANAGE_PERSONAS)
+@require_http_methods(["GET"])
+def archived_count(request: HttpRequest) -> HttpResponse:
+    search = search_memo.resolve(request)
+    q = search.data.get("q", "")[:200]
+    count = selectors.count_archived(user=request.user, q=q)
+    return render(request, "personas/_count.html", {"count": count.label("archived persona")})
 
 
 def _with(params: Any, **values: Any) -> str:
@@ -177,9 +201,8 @@ def persona_create(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Persona {persona.display_name} created.{note}")
             for warning in result.warnings:  # e.g. a placeholder phone left out
                 messages.warning(request, warning)
-            if _is_partial(request):
-                response = render(request, "components/drawer_closed.html")
-                return trigger_client_event(response, "personaCreated")
+            if _is_partial(request):  # from the slide-out: the whole page goes to the persona
+                return HttpResponseClientRedirect(persona.get_absolute_url())
             return redirect(persona)
     context = {
         "form": form,
@@ -263,19 +286,35 @@ def _consent_rows(persona: Any) -> list[dict[str, Any]]:
         "browser": "Browser opted in",
         "push": "Push opted in",
     }
+    # What each channel sends, and where: the confirmations name both.
+    nouns = {
+        "email": "emails",
+        "text": "texts",
+        "voice": "calls",
+        "browser": "browser notifications",
+        "push": "push notifications",
+    }
+    phone = persona.phone_display
+    addresses = {"email": persona.email, "text": phone, "voice": phone}
     for channel in ("email", "text", "voice", "browser", "push"):
         state = persona.consent(channel)
         rows.append(
             {
                 "channel": channel,
                 "label": labels[channel],
+                "noun": nouns[channel],
+                "address": addresses.get(channel) or "",
                 "state": state,
                 "state_label": ConsentState(state).label,
                 # A pending request is not an opt-in: the switch shows off until the YES.
                 "on": state == ConsentState.OPTED_IN,
+                # Waiting for a YES (text) or a click (email): ask again, or stop asking.
+                "awaiting": state == ConsentState.PENDING and channel in ("text", "email"),
                 "readonly": channel == "push",
                 "needs_phone": channel in ("text", "voice") and not persona.phone,
                 "needs_email": channel == "email" and not persona.email,
+                # A staff text opt-in is a double opt-in: switching on sends a text.
+                "asks_yes": channel == "text" and settings.PERSONAS_TEXT_DOUBLE_OPT_IN,
             }
         )
     return rows
@@ -461,10 +500,15 @@ def archived_list(request: HttpRequest) -> HttpResponse:
     if search.expired:
         messages.info(request, "That search has expired. Search again.")
     q = search.data.get("q", "")[:200]
+    count_query = search.params.urlencode()
     base = selectors.archived_personas(request.user)
     search = selectors.search_candidates(user=request.user, query=q, base=base)
     qs = base if search.ids is None else base.filter(pk__in=search.ids)
-    context = {"personas": list(qs.order_by("-archived_at", "-id")[:100]), "q": q}
+    context = {
+        "personas": list(qs.order_by("-archived_at", "-id")[:100]),
+        "q": q,
+        "count_query": count_query,
+    }
     if _is_partial(request):
         response = render(request, "personas/archived_list.html#archived-results", context)
         return replace_url(response, address)  # typing a search: no Back step per keystroke

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
+import json
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.contrib import messages
+from django.db import connection
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
+from imports.csvfile import escape_cell
+
 from . import search_memo, selectors
 from .forms import ListFilterForm
 from .forms_public import SignupFormSettingsForm
-from .models import SignupForm
+from .models import Persona, SignupForm
 from .roles import Cap, require_cap
 
 
@@ -41,20 +48,31 @@ def signup_form_edit(request: HttpRequest, pk: int | None = None) -> HttpRespons
     )
 
 
-def _escape(value: object) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+def _cell(value: object) -> str:
+    """A value as the text of its CSV cell, the way it is stored: numbers as numbers, true and
+    false, dates in ISO form, nothing for null; then made safe for spreadsheets."""
+    if value is None:
+        text = ""
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, dt.date):
+        text = value.isoformat()
+    elif isinstance(value, list | dict):  # kept in an attribute before values were typed
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    else:
+        text = str(value)
+    return escape_cell(text)
 
 
 def _csv_stream(header: list[str], rows: Iterator[list]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(header)
+    writer.writerow([_cell(h) for h in header])
     yield "\ufeff" + buffer.getvalue()
     for row in rows:
         buffer.seek(0)
         buffer.truncate(0)
-        writer.writerow([_escape(v) for v in row])
+        writer.writerow([_cell(v) for v in row])
         yield buffer.getvalue()
 
 
@@ -84,51 +102,73 @@ def consent_history_export(request: HttpRequest, pk: int) -> HttpResponse:
     return _download(_csv_stream(header, rows), f"persona-{persona.pk}-consent-history.csv")
 
 
+# The persona export's own columns; then one "attr:<key>" column per custom attribute.
+EXPORT_COLUMNS = [
+    ("id", "pk"),
+    ("first_name", "first_name"),
+    ("last_name", "last_name"),
+    ("email", "email"),
+    ("phone", "phone"),
+    ("phone_extension", "phone_ext"),
+    ("customer_id", "customer_id"),
+    ("birthday", "birthday"),
+    ("loyalty_enrolled", "loyalty_enrolled"),
+    ("points", "points_balance"),
+    ("entry_source", "entry_source"),
+    ("created_at", "created_at"),
+    ("text_consent", "text_consent"),
+    ("email_consent", "email_consent"),
+    ("voice_consent", "voice_consent"),
+    ("push_consent", "push_consent"),
+    ("browser_consent", "browser_consent"),
+]
+ATTRIBUTE_PREFIX = "attr:"
+
+
+# Per database: the keys of each row's attributes (none when they are not an object), and
+# their code point order (the order Python sorts them in).
+_KEYS_OF = {
+    "postgresql": (
+        "CROSS JOIN LATERAL jsonb_object_keys(CASE WHEN jsonb_typeof(p.attributes) = 'object' "
+        "THEN p.attributes ELSE '{}'::jsonb END) AS k(key)",
+        'k.key COLLATE "C"',
+    ),
+    "sqlite": (
+        ", json_each(CASE WHEN json_type(p.attributes) = 'object' "
+        "THEN p.attributes ELSE '{}' END) AS k",
+        "k.key",
+    ),
+}
+
+
+def attribute_keys(qs: QuerySet[Persona], *, limit: int) -> list[str]:
+    """The custom attribute keys the personas of ``qs`` hold, sorted, at most ``limit``: one
+    query over the selected rows' keys, with the list's search and filters applied."""
+    sql, params = qs.order_by().values("attributes").query.sql_with_params()
+    keys_of, order = _KEYS_OF[connection.vendor]
+    # Only the queryset's own SQL (its values stay parameters) and fixed text are joined here.
+    query = f"SELECT k.key FROM ({sql}) AS p {keys_of} GROUP BY k.key ORDER BY {order} LIMIT %s"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(query, [*params, limit])
+        return [row[0] for row in cursor.fetchall()]
+
+
 @require_cap(Cap.EXPORT)
 @require_http_methods(["GET"])
 def personas_export(request: HttpRequest) -> HttpResponse:
-    """The current list (filters and search applied) with the consent column set."""
+    """The current list (filters and search applied): its consent columns, then its custom
+    attributes, one column each, streamed a chunk of personas at a time."""
     lq = ListFilterForm(search_memo.resolve(request).data).to_query()
     qs = selectors.filtered_personas(user=request.user, lq=lq)
-    header = [
-        "id",
-        "first_name",
-        "last_name",
-        "email",
-        "phone",
-        "phone_extension",
-        "customer_id",
-        "birthday",
-        "loyalty_enrolled",
-        "points",
-        "entry_source",
-        "created_at",
-        "text_consent",
-        "email_consent",
-        "voice_consent",
-        "push_consent",
-        "browser_consent",
-    ]
-    rows = (
-        [
-            p.pk,
-            p.first_name,
-            p.last_name,
-            p.email,
-            p.phone,
-            p.phone_ext,
-            p.customer_id,
-            p.birthday,
-            p.loyalty_enrolled,
-            p.points_balance,
-            p.entry_source,
-            p.created_at.isoformat(),
-            p.text_consent,
-            p.email_consent,
-            p.voice_consent,
-            p.push_consent,
-            p.browser_consent,
+    # As many attribute columns as an import reads back (IMPORTS_MAX_COLUMNS in all).
+    keys = attribute_keys(qs, limit=settings.IMPORTS_MAX_COLUMNS - len(EXPORT_COLUMNS))
+    header = [name for name, _ in EXPORT_COLUMNS] + [ATTRIBUTE_PREFIX + key for key in keys]
+    return _download(_csv_stream(header, _persona_rows(qs, keys)), "personas.csv")
+
+
+def _persona_rows(qs: QuerySet[Persona], keys: list[str]) -> Iterator[list]:
+    for persona in qs.order_by("-id").iterator(chunk_size=2000):
+        attributes = persona.attributes if isinstance(persona.attributes, dict) else {}
+        yield [getattr(persona, field) for _, field in EXPORT_COLUMNS] + [
+            attributes.get(key) for key in keys
         ]
-        for p in qs.order_by("-id").iterator(chunk_size=2000)
-    )
-    return _download(_csv_stream(header, rows), "personas.csv")

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.django_db
 # Public pages: no staff sign-in by design.
 PUBLIC = {
     "login": "the sign-in page",
+    "password_reset_confirm": "a team member sets a password from an emailed one-time link",
     "health": "load balancer health check; reports no data",
     "data_controls": "customers ask for their data to be deleted (proved by one-time codes)",
     "data_controls_verify": "customers enter the one-time codes",

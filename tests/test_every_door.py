@@ -7,21 +7,14 @@ patterns, so a view added later is knocked on too without anyone remembering to.
 
 from __future__ import annotations
 
-import copy
-import io
-
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from flows import engine
-from flows import services as flow_services
-from flows.models import Flow
-from imports import services as import_services
 from personas.services import merge as merge_service
 from personas.services.changes import Actor
 from tests.conftest import make_user
-from tests.flows.test_engine import DESIGN_EXAMPLE
+from tests.flows.factories import published_flow_with_run, uploaded_import
 from tests.personas.factories import PersonaFactory, SignupFormFactory
 
 pytestmark = pytest.mark.django_db
@@ -56,18 +49,8 @@ def world():
     other = PersonaFactory(phone="+12025550141")
     spare = PersonaFactory(phone="+12025550144")
     form = SignupFormFactory()
-    flow = Flow.objects.create(
-        name="Doors",
-        definition=copy.deepcopy(DESIGN_EXAMPLE),
-        trigger={"type": "manual"},
-        reentry="each",
-    )
-    flow_services.publish(flow, user=None)
-    flow.refresh_from_db()
-    [run_id] = engine.enroll(flow, [persona.pk], run_now=True)
-    job = import_services.upload(
-        io.BytesIO(b"First Name,Mobile\nDoor,2025550142\n"), name="d.csv", user=owner
-    )
+    flow, run_id = published_flow_with_run(persona)
+    job = uploaded_import(owner)
     merged = PersonaFactory(phone="+12025550143")
     record = merge_service.merge(other.pk, merged.pk, actor=Actor.staff(owner))
     return {

@@ -6,6 +6,7 @@ from .messages import InboundMessage, OutboundMessage
 from .persona import EntrySource, FavoriteStoreSource, Persona, PersonaStatus
 from .privacy import BlocklistEntry, BlocklistRecovery, ErasureRequest, VerificationChallenge
 from .store import SignupForm, Store
+from .team import TeamChange as TeamChange
 
 __all__ = [
     "AuditEvent",

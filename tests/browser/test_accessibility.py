@@ -126,6 +126,7 @@ def test_every_screen_passes_axe_for_each_role(page, live_server, transactional_
         f"/personas/{persona.pk}/do/erase/",
         f"/personas/{persona.pk}/do/adjust-points/",
         "/settings/",
+        "/settings/team/",
         "/settings/privacy/",
         "/settings/signup-forms/",
         "/settings/signup-forms/new/",
@@ -162,9 +163,7 @@ def test_every_screen_passes_axe_for_each_role(page, live_server, transactional_
     page.set_viewport_size({"width": 390, "height": 844})
     found |= {f"{p} (390px)": v for p, v in _check(page, base, owner_screens).items()}
     _sign_in(page, base, "staff")
-    found |= {
-        f"{p} (390px)": v for p, v in _check(page, base, staff_screens, ERROR_PAGES).items()
-    }
+    found |= {f"{p} (390px)": v for p, v in _check(page, base, staff_screens, ERROR_PAGES).items()}
     page.context.clear_cookies()
     found |= {f"{p} (390px)": v for p, v in _check(page, base, public_screens).items()}
     page.set_viewport_size({"width": 1360, "height": 900})

@@ -13,7 +13,7 @@ from tests.personas.factories import PersonaFactory, SignupFormFactory
 pytestmark = pytest.mark.browser
 
 
-def test_create_slide_out_invalid_then_valid_then_listed(page, live_server, login, shot):
+def test_create_slide_out_invalid_then_valid_then_opens_the_profile(page, live_server, login, shot):
     SignupFormFactory(name="In-store tablet")
     PersonaFactory(first_name="Existing", last_name="Customer")
     login(page, "Staff")
@@ -40,11 +40,12 @@ def test_create_slide_out_invalid_then_valid_then_listed(page, live_server, logi
     shot(page, "personas-create-filled")
     page.get_by_role("button", name="Create persona").click()
     expect(page.get_by_role("dialog")).to_have_count(0)
+    persona = Persona.objects.get(email="quinn.harper@example.com")
+    page.wait_for_url(f"**/personas/{persona.pk}/")
+    expect(page.get_by_role("heading", name="Quinn Harper")).to_be_visible()
     created = page.get_by_role("status").filter(has_text="Persona Quinn Harper created")
     expect(created).to_be_visible()
-    expect(page.locator("#results").get_by_role("link", name="Quinn Harper")).to_be_visible()
     shot(page, "personas-created")
-    persona = Persona.objects.get(email="quinn.harper@example.com")
     assert persona.phone == "+12025550147" and persona.text_consent == "pending"
 
 

@@ -498,3 +498,15 @@ def test_property_the_digits_fast_path_counts_as_the_general_one(cells):
         fast._add_digits(cell)
         general._add_general(cell)
     assert fast.as_dict() == general.as_dict()
+
+
+def test_the_persona_exports_attribute_columns_map_back_to_their_attributes():
+    from imports.mapping import auto_mapping
+
+    mapping = auto_mapping(["Mobile", "attr:shoe_size", "attr:vipStatus", "Shoe Size"])
+    assert mapping == {
+        "0": "phone",
+        "1": "attr:shoe_size",
+        "2": "attr:vipStatus",
+        "3": "attr:shoe_size",
+    }

@@ -531,7 +531,7 @@ def test_error_report_escapes_formula_injection(client):
     assert rows[0] == ["line", "outcome", "reason", "First Name", "Mobile"]
     assert rows[1][3:] == ['\'=HYPERLINK("x")', "bad"]
     assert rows[2][3:] == ["'+1+1", "'@SUM(A1)"]
-    assert rows[3][3] == "'-2"
+    assert rows[3][3] == "-2"  # a number: nothing a spreadsheet would execute
     assert escape_cell("plain") == "plain"
 
 

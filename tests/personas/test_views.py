@@ -249,8 +249,8 @@ def test_create_through_the_drawer_creates_and_audits(
             **HTMX,
         )
     assert response.status_code == 200
-    assert "personaCreated" in response.headers["HX-Trigger"]
     persona = Persona.objects.get(email="dana@example.com")
+    assert response["HX-Redirect"] == persona.get_absolute_url()  # lands on the new profile
     assert persona.phone == "+14155550176"
     assert persona.entry_source == "signup_form" and persona.signup_form == form
     assert persona.loyalty_enrolled and persona.text_consent == "pending"

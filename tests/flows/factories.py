@@ -1,0 +1,33 @@
+"""Flows for tests: the design example, published, with one run of a persona."""
+
+from __future__ import annotations
+
+import copy
+import io
+
+from flows import engine
+from flows import services as flow_services
+from flows.models import Flow
+from imports import services as import_services
+
+
+def published_flow_with_run(persona, *, name: str = "Doors") -> tuple[Flow, int]:
+    """The design example published as ``name`` (re-entry each time), and the id of one run
+    of ``persona`` through it (run to its end)."""
+    from tests.flows.test_engine import DESIGN_EXAMPLE
+
+    flow = Flow.objects.create(
+        name=name,
+        definition=copy.deepcopy(DESIGN_EXAMPLE),
+        trigger={"type": "manual"},
+        reentry="each",
+    )
+    flow_services.publish(flow, user=None)
+    flow.refresh_from_db()
+    [run_id] = engine.enroll(flow, [persona.pk], run_now=True)
+    return flow, run_id
+
+
+def uploaded_import(user, text: bytes = b"First Name,Mobile\nDoor,2025550142\n"):
+    """An uploaded (not yet mapped) import job of a small CSV."""
+    return import_services.upload(io.BytesIO(text), name="d.csv", user=user)
