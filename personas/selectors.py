@@ -24,6 +24,7 @@ from .models import (
     ConsentChange,
     ConsentState,
     InboundMessage,
+    OutboundMessage,
     Persona,
     PersonaStatus,
     Purchase,
@@ -507,9 +508,42 @@ def _event_item(event: AuditEvent, consents: dict[tuple, list[ActivityItem]]) ->
     return ActivityItem("event", event.created_at, event, lines=lines)
 
 
-def persona_activity(persona: Persona, *, limit: int = ACTIVITY_LIMIT) -> list[ActivityItem]:
-    """The persona's latest ``limit`` entries, newest first, in three queries whatever the
-    number of rows: the newest ``limit`` of the union lie within the newest ``limit`` of each.
+# What the Activity tab can be narrowed to, in words.
+ACTIVITY_KINDS = {
+    "traits": "Traits",
+    "consent": "Consent",
+    "points": "Points",
+    "merges": "Merges",
+    "messages": "Messages",
+    "flows": "Flows",
+}
+
+
+def activity_kind(item: ActivityItem) -> str:
+    """Which of ``ACTIVITY_KINDS`` an Activity entry belongs to."""
+    if item.kind in ("reply", "message"):
+        return "messages"
+    if item.kind == "consent":
+        return "consent"
+    event = item.obj
+    keys = [key for key, _change in item.lines]
+    if event.actor_kind == "flow":
+        return "flows"
+    if "merg" in (event.action or "").lower():
+        return "merges"
+    if "points_balance" in keys:
+        return "points"
+    if keys and all(k.startswith("consent:") for k in keys):
+        return "consent"
+    return "traits"
+
+
+def persona_activity(
+    persona: Persona, *, limit: int = ACTIVITY_LIMIT, kind: str = ""
+) -> list[ActivityItem]:
+    """The persona's latest ``limit`` entries, newest first (of one of ``ACTIVITY_KINDS``
+    when ``kind`` names one), in four queries whatever the number of rows: the newest
+    ``limit`` of the union lie within the newest ``limit`` of each.
 
     A consent change is one row (channel, states, who, when, evidence); the audit event that
     made it keeps only its other lines, and disappears when it had none (a STOP reply reads as
@@ -524,9 +558,15 @@ def persona_activity(persona: Persona, *, limit: int = ACTIVITY_LIMIT) -> list[A
     items = [i for i in (_event_item(e, by_change) for e in events) if i.lines or not i.obj.changes]
     items += consents
     items += [ActivityItem("reply", r.received_at, r) for r in replies]
-    # Within one moment a reply came first, then the change it made, then its consent rows:
-    # newest first shows them the other way round.
-    order = {"reply": 2, "consent": 1, "event": 0}
+    sent = OutboundMessage.objects.filter(persona=persona).only(
+        "channel", "template", "status", "created_at", "sent_at", "error", "persona_id"
+    )[:limit]
+    items += [ActivityItem("message", m.created_at, m) for m in sent]
+    if kind in ACTIVITY_KINDS:
+        items = [i for i in items if activity_kind(i) == kind]
+    # Within one moment a reply came first, then the change it made, then its consent rows
+    # and the messages it sent: newest first shows them the other way round.
+    order = {"reply": 3, "event": 0, "consent": 1, "message": -1}
     items.sort(key=lambda i: (i.at, order[i.kind], i.obj.pk), reverse=True)
     return items[:limit]
 

@@ -267,7 +267,11 @@ def persona_detail(request: HttpRequest, pk: int, tab: str = "general") -> HttpR
                 apps.get_model("flows", "Flow").objects.filter(status="active")
             )
     elif tab == "activity":
-        context["activity"] = selectors.persona_activity(persona)
+        kind = request.GET.get("kind", "")
+        kind = kind if kind in selectors.ACTIVITY_KINDS else ""
+        context["activity"] = selectors.persona_activity(persona, kind=kind)
+        context["activity_kind"] = kind
+        context["activity_kinds"] = selectors.ACTIVITY_KINDS.items()
         context["activity_limit"] = selectors.ACTIVITY_LIMIT
         context["merge_records"] = list(
             MergeRecord.objects.filter(Q(survivor=persona) | Q(merged=persona)).select_related(

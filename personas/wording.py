@@ -52,3 +52,89 @@ def attribute_change(
     line = f"{key}: {value_words(before, attribute=True)} → {value_words(after, attribute=True)}"
     how = ops_words(ops, values)
     return f"{line} ({how})" if how else line
+
+
+# ---------------------------------------------------------------------------------------------
+# A persona's fields and their values, as the Activity tab shows them
+
+FIELD_LABELS = {
+    "signup_form_id": "Signup form",
+    "favorite_store_id": "Favorite store",
+    "favorite_store_source": "Favorite store set by",
+    "entry_source": "Came from",
+    "points_balance": "Points",
+    "loyalty_enrolled": "Loyalty",
+    "phone_ext": "Phone extension",
+    "customer_id": "Customer ID",
+    "archived_at": "Archived on",
+    "merged_into_id": "Merged into",
+    "import_job_id": "Import",
+    "birthday": "Birthday",
+}
+# Message templates in words ("double_opt_in" → "Double opt-in request").
+MESSAGE_WORDS = {
+    "double_opt_in": "Double opt-in request",
+    "email_double_opt_in": "Email confirmation link",
+    "opt_out_confirmation": "Opt-out confirmation",
+    "otp": "Sign-in code",
+}
+
+
+def field_label(key: str) -> str:
+    """The name of a recorded change's key: a field, ``attr:<key>`` or ``consent:<channel>``."""
+    if key.startswith("attr:"):
+        return key[5:]
+    if key.startswith("consent:"):
+        from personas.models import Channel
+
+        return f"{dict(Channel.choices).get(key[8:], key[8:].capitalize())} consent"
+    return FIELD_LABELS.get(key) or key.replace("_", " ").capitalize()
+
+
+def field_value(key: str, value: Any) -> str:
+    """A recorded value in words: states and sources by their labels, dates and times as
+    people read them (times in the active time zone), ids as "#7", yes/no for flags."""
+    import datetime as dt
+
+    from django.utils import timezone
+    from django.utils.dateformat import format as date_format
+
+    from personas.models import ConsentState, EntrySource, PersonaStatus
+    from personas.models.persona import FavoriteStoreSource
+
+    if key.startswith("attr:"):
+        return value_words(value, attribute=True)
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    labels = {
+        "entry_source": dict(EntrySource.choices),
+        "favorite_store_source": dict(FavoriteStoreSource.choices),
+        "status": dict(PersonaStatus.choices),
+    }
+    if key.startswith("consent:"):
+        return dict(ConsentState.choices).get(value, str(value))
+    if key in labels:
+        return labels[key].get(value, str(value))
+    if key.endswith("_id") and isinstance(value, int):
+        return f"#{value}"
+    if isinstance(value, str) and len(value) >= 10 and value[4:5] == "-" and value[7:8] == "-":
+        try:
+            if len(value) == 10:
+                return date_format(dt.date.fromisoformat(value), "M j, Y")
+            moment = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if timezone.is_aware(moment):
+            moment = timezone.localtime(moment)
+        return date_format(moment, "M j, Y, g:i a")
+    return str(value)
+
+
+def actor_words(kind_label: str, actor_label: str) -> str:
+    """Who made a change, without repeating its kind ("Flow" and "Flow “VIP”" → "“VIP”")."""
+    label = actor_label.strip()
+    if kind_label and label.lower().startswith(kind_label.lower() + " "):
+        label = label[len(kind_label) + 1 :].strip()
+    return label

@@ -70,6 +70,36 @@ def ops_words_filter(ops: list[str]) -> str:
 
 
 @register.filter
+def change_key(key: str) -> str:
+    """A recorded change's key in words (see ``personas.wording.field_label``)."""
+    from personas.wording import field_label
+
+    return field_label(key)
+
+
+@register.filter
+def change_value(value: Any, key: str) -> str:
+    """A recorded value in words for its key (see ``personas.wording.field_value``)."""
+    from personas.wording import field_value
+
+    return field_value(key, value)
+
+
+@register.simple_tag
+def actor_words(kind: str, label: str) -> str:
+    from personas.wording import actor_words as words
+
+    return words(actor_kind_label(kind), label or "")
+
+
+@register.filter
+def message_words(template: str) -> str:
+    from personas.wording import MESSAGE_WORDS
+
+    return MESSAGE_WORDS.get(template, template.replace("_", " ").capitalize())
+
+
+@register.filter
 def audit_key(key: str) -> str:
     if key.startswith("attr:"):
         return key[5:]

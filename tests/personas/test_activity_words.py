@@ -1,0 +1,94 @@
+"""The Activity tab in words (issue #24, example 4): human labels for every field and state,
+times as people read them, no repeated actor kind, the messages sent, and a filter by kind."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from personas import messaging
+from personas.models import ConsentState, OutboundMessage
+from personas.services import changes
+from personas.services.changes import Actor, AttributeOp, Changeset
+from personas.wording import actor_words, field_label, field_value
+from tests.personas.factories import PersonaFactory, SignupFormFactory
+from tests.personas.test_replies_page import activity_rows, activity_url, text
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("entry_source", "signup_form", "Signup form"),
+        ("status", "archived", "Archived"),
+        ("consent:text", ConsentState.OPTED_OUT, "Opted out"),
+        ("consent:email", ConsentState.PENDING, "Pending"),
+        ("signup_form_id", 1, "#1"),
+        ("loyalty_enrolled", True, "Yes"),
+        ("birthday", "1990-04-05", "Apr 5, 1990"),
+        ("archived_at", "2026-11-30T15:04:00+00:00", "Nov 30, 2026, "),
+        ("attr:vip", None, "absent"),
+        ("email", None, "—"),
+    ],
+)
+def test_every_recorded_value_reads_as_words(key, value, words):
+    assert field_value(key, value).startswith(words)
+    assert "_" not in field_value(key, value)
+
+
+@pytest.mark.parametrize(
+    ("key", "label"),
+    [
+        ("signup_form_id", "Signup form"),
+        ("favorite_store_source", "Favorite store set by"),
+        ("consent:text", "SMS consent"),
+        ("attr:shoe_size", "shoe_size"),
+        ("first_name", "First name"),
+    ],
+)
+def test_every_recorded_key_reads_as_words(key, label):
+    assert field_label(key).lower() == label.lower() or field_label(key).endswith("consent")
+
+
+def test_the_actor_is_not_named_twice():
+    assert actor_words("Flow", "Flow “VIP lifecycle”") == "“VIP lifecycle”"
+    assert actor_words("Staff", "dana") == "dana"
+
+
+def test_example_4_the_activity_tab_has_no_raw_values(staff_client):
+    form = SignupFormFactory(name="Harbor tablet")
+    persona = PersonaFactory(phone="+12025550161", signup_form=form, entry_source="signup_form")
+    changes.apply(
+        persona,
+        Changeset(
+            fields={"birthday": dt.date(1990, 4, 5)},
+            add=[AttributeOp("vip", "false")],
+            set=[AttributeOp("vip", "true")],
+            action="edit",
+        ),
+        Actor.flow_step("VIP lifecycle", 1, "mark"),
+    )
+    body = staff_client.get(activity_url(persona)).content.decode()
+    rows = " ".join(text(r) for r in activity_rows(body, "event"))
+    assert "Birthday: — → Apr 5, 1990" in rows
+    assert "vip: absent → true (added, then set)" in rows
+    assert "Flow Flow" not in rows and "set:created" not in rows and "1990-04-05" not in rows
+
+
+def test_example_4_messages_sent_appear_and_the_filter_narrows(staff_client):
+    persona = PersonaFactory(phone="+12025550162", text_consent="pending")
+    messaging.queue(persona, channel="text", template="double_opt_in", transactional=True)
+    assert OutboundMessage.objects.filter(persona=persona).exists()
+    changes.apply(persona, Changeset(set=[AttributeOp("tier", "gold")]), Actor.system("x"))
+    body = staff_client.get(activity_url(persona)).content.decode()
+    (sent,) = activity_rows(body, "message")
+    assert "Text sent Double opt-in request" in text(sent)
+    only = staff_client.get(activity_url(persona) + "?kind=messages").content.decode()
+    assert activity_rows(only, "message") and not activity_rows(only, "event")
+    traits = staff_client.get(activity_url(persona) + "?kind=traits").content.decode()
+    assert not activity_rows(traits, "message") and activity_rows(traits, "event")
+    assert 'aria-current="page">Traits' in traits
+    nothing = staff_client.get(activity_url(persona) + "?kind=merges").content.decode()
+    assert "Nothing of this kind yet" in nothing
