@@ -356,6 +356,39 @@ def filtered_personas(*, user: Any, lq: ListQuery) -> QuerySet[Persona]:
     return _apply_filters(qs, lq)
 
 
+@dataclass(frozen=True)
+class PurchaseSummary:
+    """A persona's purchases at a glance: lifetime spend (their currency's units), last
+    purchase time and store, and the number of visits (purchases)."""
+
+    spend: Any
+    visits: int
+    last_at: dt.datetime | None
+    last_store: str
+
+
+def purchase_summary(persona: Persona) -> PurchaseSummary:
+    """One aggregate query and one indexed row (``purchase_persona_idx``)."""
+    from django.db.models import Count as Counted
+    from django.db.models import Sum
+
+    totals = Purchase.objects.filter(persona=persona).aggregate(
+        spend=Sum("total"), visits=Counted("id")
+    )
+    last = (
+        Purchase.objects.filter(persona=persona)
+        .select_related("store")
+        .order_by("-purchased_at", "-id")
+        .first()
+    )
+    return PurchaseSummary(
+        spend=totals["spend"] or 0,
+        visits=totals["visits"],
+        last_at=last.purchased_at if last else None,
+        last_store=(last.store.name if last and last.store else ""),
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Counts: "2,920 personas", exact when counting is cheap, an estimate when it is not
 

@@ -245,6 +245,7 @@ def persona_detail(request: HttpRequest, pk: int, tab: str = "general") -> HttpR
     }
     if tab == "general":
         context["attributes"] = sorted((persona.attributes or {}).items())
+        context["purchases"] = selectors.purchase_summary(persona)
         if persona.status == "active":
             from .services.merge import duplicate_hint
 

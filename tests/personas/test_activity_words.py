@@ -92,3 +92,25 @@ def test_example_4_messages_sent_appear_and_the_filter_narrows(staff_client):
     assert 'aria-current="page">Traits' in traits
     nothing = staff_client.get(activity_url(persona) + "?kind=merges").content.decode()
     assert "Nothing of this kind yet" in nothing
+
+
+def test_the_general_tab_sums_up_purchases_and_why_the_store_is_the_favorite(
+    staff_client, django_assert_max_num_queries
+):
+    from decimal import Decimal
+
+    from django.urls import reverse
+
+    from tests.personas.factories import PurchaseFactory, StoreFactory
+
+    harbor = StoreFactory(name="Harbor")
+    persona = PersonaFactory(
+        phone="+12025550163", favorite_store=harbor, favorite_store_source="staff"
+    )
+    PurchaseFactory(persona=persona, store=harbor, total=Decimal("1200.50"))
+    PurchaseFactory(persona=persona, store=harbor, total=Decimal("99.50"))
+    url = reverse("personas:detail", args=[persona.pk])
+    body = " ".join(staff_client.get(url).content.decode().split())
+    assert "Lifetime spend</dt><dd>1,300.00" in body
+    assert "Visits</dt><dd>2 purchases" in body
+    assert "at Harbor" in body and "set by staff" in body.lower()
