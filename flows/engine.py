@@ -41,7 +41,7 @@ from personas.services.identity import customer_for
 
 from .definition import SPLIT_OPERATORS, next_step
 from .models import Flow, FlowRun, FlowStepLog, FlowVersion
-from .templating import TemplateError, render, simple_parts, split_matches, value_of
+from .templating import TemplateError, render, split_matches, value_of
 
 STEP_LIMIT = 100
 RUNS_PER_TASK = 1000  # runs advanced together by one task (a batch)
@@ -55,7 +55,6 @@ STANDARD_TRAITS = {
 }
 
 # Templating: see flows/templating.py (checked, bounded, nil for missing).
-_simple_parts = simple_parts
 
 
 def persona_data(p: Persona) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from personas.services.changes import (
 )
 
 from .csvfile import storable
-from .formats import ColumnFormat, ColumnProfile, Hints, Resolved, date_shape, resolve
+from .formats import ColumnFormat, ColumnProfile, Hints, Resolved, resolve
 
 # target → (label, kind)
 TARGETS: dict[str, tuple[str, str]] = {
@@ -196,15 +196,12 @@ def parse_bool(value: str) -> bool:
 
 
 def parse_date(value: str, fmt: ColumnFormat | None = None) -> dt.date:
-    """A birthday cell read by its column's format; alone (no column), ``05.04.1990`` is day
-    first, a date that reads one way only is read so, the rest by the phone region's habit."""
+    """A birthday cell read by its column's format; alone (no column), by the format a
+    column holding just this value resolves to (``formats.resolve``: the one date rule)."""
     if fmt is None:
-        shape = date_shape(value, serials=False)
-        order = Hints().dates
-        if shape is not None and shape.orders is not None:
-            order = "dmy" if shape.dotted else order
-            order = order if order in shape.orders else next(iter(sorted(shape.orders)))
-        fmt = ColumnFormat("date", dates=order, past=True, serials=False)
+        profile = ColumnProfile()
+        profile.add(value)
+        fmt = resolve("date", profile, None, Hints(), past=True).format
     return _past(fmt.read(value), value)
 
 

@@ -389,6 +389,36 @@ def purchase_summary(persona: Persona) -> PurchaseSummary:
     )
 
 
+# Per database: the keys of each row's attributes (none when they are not an object), and
+# their code point order (the order Python sorts them in).
+_KEYS_OF = {
+    "postgresql": (
+        "CROSS JOIN LATERAL jsonb_object_keys(CASE WHEN jsonb_typeof(p.attributes) = 'object' "
+        "THEN p.attributes ELSE '{}'::jsonb END) AS k(key)",
+        'k.key COLLATE "C"',
+    ),
+    "sqlite": (
+        ", json_each(CASE WHEN json_type(p.attributes) = 'object' "
+        "THEN p.attributes ELSE '{}' END) AS k",
+        "k.key",
+    ),
+}
+
+
+def attribute_keys(qs: QuerySet[Persona], *, limit: int) -> list[str]:
+    """The custom attribute keys the personas of ``qs`` hold, sorted, at most ``limit``: one
+    query over the selected rows' keys, with the list's search and filters applied."""
+    from django.db import connection
+
+    sql, params = qs.order_by().values("attributes").query.sql_with_params()
+    keys_of, order = _KEYS_OF[connection.vendor]
+    # Only the queryset's own SQL (its values stay parameters) and fixed text are joined here.
+    query = f"SELECT k.key FROM ({sql}) AS p {keys_of} GROUP BY k.key ORDER BY {order} LIMIT %s"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(query, [*params, limit])
+        return [row[0] for row in cursor.fetchall()]
+
+
 # ---------------------------------------------------------------------------------------------
 # Counts: "2,920 personas", exact when counting is cheap, an estimate when it is not
 

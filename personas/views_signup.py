@@ -10,7 +10,6 @@ from collections.abc import Iterator
 
 from django.conf import settings
 from django.contrib import messages
-from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -125,34 +124,6 @@ EXPORT_COLUMNS = [
 ATTRIBUTE_PREFIX = "attr:"
 
 
-# Per database: the keys of each row's attributes (none when they are not an object), and
-# their code point order (the order Python sorts them in).
-_KEYS_OF = {
-    "postgresql": (
-        "CROSS JOIN LATERAL jsonb_object_keys(CASE WHEN jsonb_typeof(p.attributes) = 'object' "
-        "THEN p.attributes ELSE '{}'::jsonb END) AS k(key)",
-        'k.key COLLATE "C"',
-    ),
-    "sqlite": (
-        ", json_each(CASE WHEN json_type(p.attributes) = 'object' "
-        "THEN p.attributes ELSE '{}' END) AS k",
-        "k.key",
-    ),
-}
-
-
-def attribute_keys(qs: QuerySet[Persona], *, limit: int) -> list[str]:
-    """The custom attribute keys the personas of ``qs`` hold, sorted, at most ``limit``: one
-    query over the selected rows' keys, with the list's search and filters applied."""
-    sql, params = qs.order_by().values("attributes").query.sql_with_params()
-    keys_of, order = _KEYS_OF[connection.vendor]
-    # Only the queryset's own SQL (its values stay parameters) and fixed text are joined here.
-    query = f"SELECT k.key FROM ({sql}) AS p {keys_of} GROUP BY k.key ORDER BY {order} LIMIT %s"  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(query, [*params, limit])
-        return [row[0] for row in cursor.fetchall()]
-
-
 @require_cap(Cap.EXPORT)
 @require_http_methods(["GET"])
 def personas_export(request: HttpRequest) -> HttpResponse:
@@ -161,7 +132,7 @@ def personas_export(request: HttpRequest) -> HttpResponse:
     lq = ListFilterForm(search_memo.resolve(request).data).to_query()
     qs = selectors.filtered_personas(user=request.user, lq=lq)
     # As many attribute columns as an import reads back (IMPORTS_MAX_COLUMNS in all).
-    keys = attribute_keys(qs, limit=settings.IMPORTS_MAX_COLUMNS - len(EXPORT_COLUMNS))
+    keys = selectors.attribute_keys(qs, limit=settings.IMPORTS_MAX_COLUMNS - len(EXPORT_COLUMNS))
     header = [name for name, _ in EXPORT_COLUMNS] + [ATTRIBUTE_PREFIX + key for key in keys]
     return _download(_csv_stream(header, _persona_rows(qs, keys)), "personas.csv")
 

@@ -17,6 +17,19 @@ _OP_WORDS = {
 }
 
 
+# A consent state in words, wherever one is shown (Activity, test runs, run logs).
+CONSENT_WORDS = {
+    "opted_in": "Opted in",
+    "opted_out": "Opted out",
+    "pending": "Pending",
+    "never": "Never asked",
+}
+
+
+def consent_words(state: Any) -> str:
+    return CONSENT_WORDS.get(state, "—" if state in (None, "") else str(state))
+
+
 def value_words(value: Any, *, attribute: bool = False) -> str:
     """A stored value in words: nothing is "absent" for an attribute, "—" for a field."""
     if value is None:
@@ -99,7 +112,7 @@ def field_value(key: str, value: Any) -> str:
     from django.utils import timezone
     from django.utils.dateformat import format as date_format
 
-    from personas.models import ConsentState, EntrySource, PersonaStatus
+    from personas.models import EntrySource, PersonaStatus
     from personas.models.persona import FavoriteStoreSource
 
     if key.startswith("attr:"):
@@ -114,7 +127,7 @@ def field_value(key: str, value: Any) -> str:
         "status": dict(PersonaStatus.choices),
     }
     if key.startswith("consent:"):
-        return dict(ConsentState.choices).get(value, str(value))
+        return consent_words(value)
     if key in labels:
         return labels[key].get(value, str(value))
     if key.endswith("_id") and isinstance(value, int):

@@ -121,12 +121,10 @@ def actor_kind_label(kind: str) -> str:
 
 @register.filter
 def consent_label(state: str) -> str:
-    return {
-        "opted_in": "Opted in",
-        "opted_out": "Opted out",
-        "pending": "Pending",
-        "never": "Never asked",
-    }.get(state, state)
+    """A consent state in words (``personas.wording.consent_words``)."""
+    from personas.wording import consent_words
+
+    return consent_words(state)
 
 
 @register.filter

@@ -11,19 +11,25 @@ from flows.models import Flow
 from imports import services as import_services
 
 
-def published_flow_with_run(persona, *, name: str = "Doors") -> tuple[Flow, int]:
-    """The design example published as ``name`` (re-entry each time), and the id of one run
-    of ``persona`` through it (run to its end)."""
-    from tests.flows.test_engine import DESIGN_EXAMPLE
-
+def published_flow(definition: dict, *, name: str = "F") -> Flow:
+    """``definition`` as a published, active flow started by hand (re-entry each time)."""
     flow = Flow.objects.create(
         name=name,
-        definition=copy.deepcopy(DESIGN_EXAMPLE),
+        definition=copy.deepcopy(definition),
         trigger={"type": "manual"},
         reentry="each",
     )
     flow_services.publish(flow, user=None)
     flow.refresh_from_db()
+    return flow
+
+
+def published_flow_with_run(persona, *, name: str = "Doors") -> tuple[Flow, int]:
+    """The design example published as ``name``, and the id of one run of ``persona``
+    through it (run to its end)."""
+    from tests.flows.test_engine import DESIGN_EXAMPLE
+
+    flow = published_flow(DESIGN_EXAMPLE, name=name)
     [run_id] = engine.enroll(flow, [persona.pk], run_now=True)
     return flow, run_id
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 
 import pytest
@@ -14,11 +13,12 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from liquid.exceptions import LiquidError
 
-from flows import engine, services, templating
-from flows.models import Flow, FlowRun, FlowStepLog
+from flows import engine, templating
+from flows.models import FlowRun, FlowStepLog
 from personas.models import AuditEvent, Persona
 from personas.services import privacy
 from tests.bench import load_bench
+from tests.flows.factories import published_flow
 from tests.personas.factories import PersonaFactory
 
 pytestmark = pytest.mark.django_db
@@ -26,16 +26,7 @@ pytestmark = pytest.mark.django_db
 BENCH_SHAPE = load_bench("flows").DEFINITION  # the flow bench/flows.py measures
 
 
-def _flow(definition, name="F") -> Flow:
-    flow = Flow.objects.create(
-        name=name,
-        definition=copy.deepcopy(definition),
-        trigger={"type": "manual"},
-        reentry="each",
-    )
-    services.publish(flow, user=None)
-    flow.refresh_from_db()
-    return flow
+_flow = published_flow
 
 
 def _enroll(flow, personas) -> list[int]:

@@ -22,7 +22,8 @@ from imports.csvfile import escape_cell
 from imports.models import ImportJob
 from personas.middleware import NoStoreMiddleware
 from personas.models import Persona
-from personas.views_signup import EXPORT_COLUMNS, attribute_keys
+from personas.selectors import attribute_keys
+from personas.views_signup import EXPORT_COLUMNS
 from tests.conftest import make_user
 from tests.flows.factories import published_flow_with_run, uploaded_import
 from tests.personas.factories import PersonaFactory, SignupFormFactory
