@@ -259,10 +259,19 @@ def name_key(value: str | None) -> str:
     return _SPACES.sub(" ", stripped.casefold()).strip()
 
 
-def phone_reversed(e164: str | None) -> str:
-    if not e164:
-        return ""
-    return "".join(ch for ch in e164 if ch.isdigit())[::-1]
+PHONE_FRAGMENT_MIN = 4
+
+
+def phone_fragments(e164: str | None) -> list[str]:
+    """Every tail of a phone number's digits at least ``PHONE_FRAGMENT_MIN`` (4) long.
+
+    ``"+12025550123"`` → ``["12025550123", "2025550123", …, "0123"]``. Digits typed anywhere
+    in the number are the start of one of its tails, so a fragment search ("555-01") is a
+    prefix range scan over these rows (``PhoneFragment``), an index scan on both databases.
+    An empty or missing number has none.
+    """
+    digits = "".join(ch for ch in e164 or "" if ch.isdigit())
+    return [digits[i:] for i in range(len(digits) - PHONE_FRAGMENT_MIN + 1)]
 
 
 def prefix_range(prefix: str) -> tuple[str, str]:

@@ -31,6 +31,7 @@ from .models import (
 )
 from .models.persona import visible_q
 from .normalize import (
+    PHONE_FRAGMENT_MIN,
     name_key,
     normalize_email,
     prefix_range,
@@ -93,10 +94,17 @@ def _ids(qs: QuerySet) -> list[int]:
     return list(qs.order_by().values_list("id", flat=True)[:CANDIDATE_CAP])
 
 
+def _phone_fragment_ids(base: QuerySet, digits: str) -> list[int]:
+    """Personas whose phone holds ``digits`` anywhere: a prefix range over the tails of every
+    number (``PhoneFragment``'s key), then the same narrowing as every search. No DISTINCT:
+    the LIMIT then stops the scan early; a number holding the digits twice is kept once."""
+    return list(dict.fromkeys(_ids(_range(base, "phone_fragments__digits", digits))))
+
+
 def search_candidates(*, user: Any, query: str, base: QuerySet | None = None) -> SearchResult:
     """Find personas by any identifier a person might type.
 
-    email (exact or prefix) · phone in any format or its last digits · receipt id ·
+    email (exact or prefix) · phone in any format, or 4+ of its digits anywhere · receipt id ·
     customer id · first + last name (either order, prefixes, accents ignored).
     """
     # No stored value holds a NUL (forms refuse it; PostgreSQL cannot store it and errors on
@@ -134,8 +142,8 @@ def search_candidates(*, user: Any, query: str, base: QuerySet | None = None) ->
                 collect(_ids(base.filter(phone=phone)), "phone", True)
                 if not found:
                     _merged_survivor(collect, base, "phone", phone=phone)
-            if len(digits) >= 4:
-                collect(_ids(_range(base, "phone_rev", digits[::-1])), "phone")
+            if len(digits) >= PHONE_FRAGMENT_MIN:
+                collect(_phone_fragment_ids(base, digits), "phone")
         token = q[:64]
         receipt_owner_ids = list(
             Purchase.objects.filter(receipt_id=token, persona__isnull=False)

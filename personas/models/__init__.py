@@ -3,7 +3,7 @@ from .consent import ADDRESS_CHANNELS, Channel, ConsentChange, ConsentState, Con
 from .ledger import PointsEntry, Purchase
 from .merge import MergeRecord, NotDuplicate, PossibleDuplicate
 from .messages import InboundMessage, OutboundMessage
-from .persona import EntrySource, FavoriteStoreSource, Persona, PersonaStatus
+from .persona import EntrySource, FavoriteStoreSource, Persona, PersonaStatus, PhoneFragment
 from .privacy import BlocklistEntry, BlocklistRecovery, ErasureRequest, VerificationChallenge
 from .store import SignupForm, Store
 from .team import TeamChange as TeamChange
@@ -27,6 +27,7 @@ __all__ = [
     "OutboundMessage",
     "Persona",
     "PersonaStatus",
+    "PhoneFragment",
     "PointsEntry",
     "Purchase",
     "SignupForm",

@@ -102,7 +102,6 @@ class Persona(models.Model):
 
     first_key = models.CharField(max_length=150, blank=True, default="", editable=False)
     last_key = models.CharField(max_length=150, blank=True, default="", editable=False)
-    phone_rev = models.CharField(max_length=20, blank=True, default="", editable=False)
 
     points_balance = models.IntegerField(default=0)
     loyalty_enrolled = models.BooleanField(default=False)
@@ -171,7 +170,6 @@ class Persona(models.Model):
         indexes = [
             models.Index(fields=["email"], name="persona_email_idx"),
             models.Index(fields=["phone"], name="persona_phone_idx"),
-            models.Index(fields=["phone_rev"], name="persona_phone_rev_idx"),
             models.Index(fields=["customer_id"], name="persona_customer_id_idx"),
             models.Index(fields=["first_key", "last_key"], name="persona_first_last_idx"),
             models.Index(fields=["last_key", "first_key"], name="persona_last_first_idx"),
@@ -238,3 +236,20 @@ class Persona(models.Model):
         from .consent import Channel
 
         return [(c.value, self.consent(c.value)) for c in Channel]
+
+
+class PhoneFragment(models.Model):
+    """One tail of a persona's phone digits (``normalize.phone_fragments``), for searching by
+    any 4 or more digits of the number. Written by the personas service whenever a phone is
+    set or changed (``services.phone_index``); the key (digits, persona) is the index a
+    fragment search scans, so the table holds nothing else."""
+
+    pk = models.CompositePrimaryKey("digits", "persona")
+    digits = models.CharField(max_length=20)
+    persona = models.ForeignKey(Persona, on_delete=models.CASCADE, related_name="phone_fragments")
+
+    class Meta:
+        verbose_name = "phone fragment"
+
+    def __str__(self) -> str:
+        return f"…{self.digits[-4:]}"

@@ -50,11 +50,11 @@ from ..normalize import (
     normalize_email,
     normalize_phone,
     phone_extension,
-    phone_reversed,
     unstorable,
 )
 from . import consent as consent_rules
 from .consent import AddressWrite, ConsentAction
+from .phone_index import index_phones
 
 # ---------------------------------------------------------------------------------------------
 # Inputs
@@ -768,9 +768,6 @@ def plan_changes(
     if "last_name" in plan.dirty_fields:
         persona.last_key = name_key(persona.last_name)
         plan.dirty_fields.add("last_key")
-    if "phone" in plan.dirty_fields or "phone_ext" in plan.dirty_fields:
-        persona.phone_rev = phone_reversed(persona.phone)
-        plan.dirty_fields.add("phone_rev")
     if "loyalty_enrolled" in plan.dirty_fields:
         persona.loyalty_enrolled_at = now if persona.loyalty_enrolled else None
         plan.dirty_fields.add("loyalty_enrolled_at")
@@ -982,7 +979,18 @@ def _write_records(plans: Sequence[Plan], now: dt.datetime) -> None:
         consent_rules.write_records(writes, holders=[p.persona.pk for p in plans], now=now)
 
 
-def _write_related(plans: Sequence[Plan], events: list[AuditEvent], *, bulk: bool = False) -> None:
+def _index_phones(plans: Sequence[Plan], *, created: bool) -> None:
+    """The fragment rows of every phone the plans set or changed (``phone_index``)."""
+    index_phones(
+        ((p.persona.pk, p.persona.phone) for p in plans if "phone" in p.dirty_fields),
+        replace=not created,
+    )
+
+
+def _write_related(
+    plans: Sequence[Plan], events: list[AuditEvent], *, created: bool, bulk: bool = False
+) -> None:
+    _index_phones(plans, created=created)
     if events:
         _write_records(plans, events[0].created_at)
     consent_rows, points_rows = [], []
@@ -1037,7 +1045,7 @@ def create(
             plan = plan_changes(persona, changeset, actor, now=now)
             persona.save()
             event = _audit(plan, actor, "created", changeset.note, now)
-            _write_related([plan], [event])
+            _write_related([plan], [event], created=True)
             _queue_messages([plan])
             _notify([plan], [actor], created=True)
     except IntegrityError as exc:
@@ -1059,7 +1067,7 @@ def apply(persona: Persona | int, changeset: Changeset, actor: Actor) -> ChangeR
             locked.version += 1
             locked.save(update_fields=[*plan.dirty_fields, "version", "updated_at"])
             event = _audit(plan, actor, changeset.action, changeset.note, now)
-            _write_related([plan], [event])
+            _write_related([plan], [event], created=False)
             _queue_messages([plan])
             _notify([plan], [actor], created=False)
     except IntegrityError as exc:
@@ -1299,6 +1307,7 @@ def _write_bulk_audit(
                 )
             )
     insert_tuples(AuditEvent._meta.db_table, _AUDIT_COLUMNS, rows)
+    _index_phones(plans, created=False)
     _write_records(plans, now)
     insert_tuples(ConsentChange._meta.db_table, _CONSENT_COLUMNS, consent_rows)
     insert_tuples(PointsEntry._meta.db_table, _POINTS_COLUMNS, points_rows)
@@ -1405,7 +1414,7 @@ def _create_models(
         _audit(plan, actor, "created", changeset.note, now) for _, plan, actor, changeset in written
     ]
     plans = [plan for _, plan, _, _ in written]
-    _write_related(plans, events, bulk=True)
+    _write_related(plans, events, created=True, bulk=True)
     _queue_messages(plans)
     _notify(plans, [actor for _, _, actor, _ in written], created=True)
 
@@ -1473,7 +1482,6 @@ def _plan_row(
         changes[name] = {"before": _json(before), "after": _json(value)}
     values["first_key"] = name_key(values["first_name"])
     values["last_key"] = name_key(values["last_name"])
-    values["phone_rev"] = phone_reversed(values["phone"])
     if values["loyalty_enrolled"]:
         values["loyalty_enrolled_at"] = now
     attributes: dict[str, Any] = {}
@@ -1595,6 +1603,9 @@ def _create_rows(rows: Sequence[tuple[int, _RowPlan]], entry_source: str, now: d
                 (pk, op.kind, op.points, op.reason[:200], op.purchase_id, user_id, label, when)
             )
     insert_tuples(AuditEvent._meta.db_table, _AUDIT_COLUMNS, audit_rows)
+    index_phones(
+        ((pk, row.values["phone"]) for (_, row), pk in zip(rows, ids, strict=True)), replace=False
+    )
     consent_rules.write_records(
         [w for _, row in rows for w in row.address_writes], holders=ids, now=now
     )

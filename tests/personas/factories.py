@@ -19,8 +19,9 @@ from personas.models import (
     SignupForm,
     Store,
 )
-from personas.normalize import name_key, phone_reversed
+from personas.normalize import name_key
 from personas.services.consent import address_digest, address_of
+from personas.services.phone_index import index_phones
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -67,7 +68,12 @@ class PersonaFactory(factory.django.DjangoModelFactory):
     phone = factory.Sequence(lambda n: f"+1202555{n % 10000:04d}")
     first_key = factory.LazyAttribute(lambda o: name_key(o.first_name))
     last_key = factory.LazyAttribute(lambda o: name_key(o.last_name))
-    phone_rev = factory.LazyAttribute(lambda o: phone_reversed(o.phone))
+
+    @factory.post_generation
+    def phone_index(obj, create, extracted, **kwargs):
+        """Fixture phones are searchable by their digits, as the service keeps them."""
+        if create:
+            index_phones([(obj.pk, obj.phone)], replace=True)
 
     @factory.post_generation
     def address_records(obj, create, extracted, **kwargs):

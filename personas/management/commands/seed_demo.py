@@ -30,8 +30,9 @@ from personas.models import (
     SignupForm,
     Store,
 )
-from personas.normalize import name_key, phone_reversed
+from personas.normalize import name_key
 from personas.roles import PRIVACY_GROUP, ROLES, sync_role_groups
+from personas.services.phone_index import index_phones
 
 DEMO_PASSWORD = "personas-demo-2026"  # noqa: S105 - documented demo password, dev only
 DEMO_USERS = {
@@ -268,7 +269,6 @@ class Command(BaseCommand):
                         last_key=name_key(last),
                         email=email,
                         phone=phone,
-                        phone_rev=phone_reversed(phone),
                         birthday=dt.date(
                             rng.randint(1950, 2004), rng.randint(1, 12), rng.randint(1, 28)
                         )
@@ -308,6 +308,7 @@ class Command(BaseCommand):
                     )
                     for persona, pk in zip(personas, ids, strict=True):
                         persona.pk = pk
+                index_phones(((p.pk, p.phone) for p in personas), replace=False)
                 self._history(personas, purchases_spec, stores, rng, now)
                 self._address_records(personas, now)
             created += len(personas)
