@@ -355,13 +355,13 @@ def test_a_birthday_is_checked_against_today_in_the_active_time_zone(zone, utc_h
         for offset in range(-3, 4):
             day = today + dt.timedelta(days=offset)
             if offset <= 0:
-                assert changes._validate_field("birthday", day) == day
+                assert changes.validate_field("birthday", day) == day
             else:
                 with pytest.raises(ValidationError, match="real date in the past"):
-                    changes._validate_field("birthday", day)
-        assert changes._validate_field("birthday", "1990-05-17") == dt.date(1990, 5, 17)
+                    changes.validate_field("birthday", day)
+        assert changes.validate_field("birthday", "1990-05-17") == dt.date(1990, 5, 17)
     with pytest.raises(ValidationError, match="real date in the past"):
-        changes._validate_field("birthday", "1899-12-31")
+        changes.validate_field("birthday", "1899-12-31")
 
 
 _json_values = st.recursive(
