@@ -60,6 +60,7 @@ def health(request: HttpRequest) -> JsonResponse:
         )
         checks["migrations"] = "ok" if not plan else f"{len(plan)} unapplied"
         ok &= not plan
+        # Logging loads this module before the app registry is ready: models only in here.
         from django_tasks_db.models import DBTaskResult
 
         oldest = (

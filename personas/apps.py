@@ -7,6 +7,7 @@ class PersonasConfig(AppConfig):
     verbose_name = "Personas"
 
     def ready(self) -> None:
+        # Imported once the app registry is ready (both read models).
         from . import checks  # noqa: F401  (registers the deploy checks)
         from .roles import sync_role_groups
 

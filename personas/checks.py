@@ -8,6 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
 
+from .messaging.backends import TwilioBackend, backend_class, can_verify_inbound
+
 HINT = (
     "Use a backend that verifies inbound webhooks (SMS_BACKEND=personas.messaging.backends."
     "TwilioBackend with TWILIO_AUTH_TOKEN set), keep SMS_VERIFY_SIGNATURES on and "
@@ -21,8 +23,6 @@ def check_inbound_webhooks_are_verified(
 ) -> list[CheckMessage]:
     """personas.E001: /sms/inbound/ would act on posts nobody proved came from the provider,
     so anyone could confirm or cancel a customer's text consent."""
-    from .messaging.backends import TwilioBackend, backend_class, can_verify_inbound
-
     backend = backend_class()
     problems = []
     if not settings.SMS_VERIFY_SIGNATURES:

@@ -16,6 +16,7 @@ from typing import Any
 
 from axes.attempts import get_cool_off_threshold
 from axes.handlers.database import AxesDatabaseHandler
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.db.models import Sum
 from django.http import HttpRequest
@@ -77,8 +78,6 @@ class SigninThrottleHandler(AxesDatabaseHandler):
 
     @staticmethod
     def address_failures(request: HttpRequest) -> int:
-        from axes.models import AccessAttempt
-
         address = getattr(request, "axes_ip_address", None)
         if not address:
             return 0

@@ -124,6 +124,7 @@ Cap.label = _label  # type: ignore[attr-defined]
 
 def sync_role_groups(**_: Any) -> None:
     """Create one group per role holding exactly its capabilities (idempotent)."""
+    # App configs import this module before the registry is ready: models only in here.
     from django.contrib.auth.models import Group, Permission
 
     perms = {

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db import connection, connections
+from django.db.models import Count as Counted
+from django.db.models import Q, QuerySet, Sum
 from django.db.models.fields.json import KeyTransform
 from django.http import Http404
 
@@ -27,6 +29,7 @@ from .models import (
     OutboundMessage,
     Persona,
     PersonaStatus,
+    PointsEntry,
     Purchase,
 )
 from .models.persona import visible_q
@@ -326,10 +329,6 @@ def persona_page(*, user: Any, lq: ListQuery, page_size: int) -> Page:
 
 def points_summary(persona: Persona) -> dict[str, Any]:
     """Why points differ from dollars spent: totals per ledger kind beside purchases."""
-    from django.db.models import Count, Sum
-
-    from .models import PointsEntry
-
     by_kind = {
         row["kind"]: row["total"]
         for row in PointsEntry.objects.filter(persona=persona)
@@ -337,10 +336,10 @@ def points_summary(persona: Persona) -> dict[str, Any]:
         .annotate(total=Sum("points"))
     }
     purchases = Purchase.objects.filter(persona=persona).aggregate(
-        spent=Sum("total"), count=Count("id"), earned=Sum("points_earned")
+        spent=Sum("total"), count=Counted("id"), earned=Sum("points_earned")
     )
     unearned = Purchase.objects.filter(persona=persona, points_earned=0).aggregate(
-        spent=Sum("total"), count=Count("id")
+        spent=Sum("total"), count=Counted("id")
     )
     return {
         "by_kind": by_kind,
@@ -377,9 +376,6 @@ class PurchaseSummary:
 
 def purchase_summary(persona: Persona) -> PurchaseSummary:
     """One aggregate query and one indexed row (``purchase_persona_idx``)."""
-    from django.db.models import Count as Counted
-    from django.db.models import Sum
-
     totals = Purchase.objects.filter(persona=persona).aggregate(
         spend=Sum("total"), visits=Counted("id")
     )
@@ -416,8 +412,6 @@ _KEYS_OF = {
 def attribute_keys(qs: QuerySet[Persona], *, limit: int) -> list[str]:
     """The custom attribute keys the personas of ``qs`` hold, sorted, at most ``limit``: one
     query over the selected rows' keys, with the list's search and filters applied."""
-    from django.db import connection
-
     sql, params = qs.order_by().values("attributes").query.sql_with_params()
     keys_of, order = _KEYS_OF[connection.vendor]
     # Only the queryset's own SQL (its values stay parameters) and fixed text are joined here.
@@ -464,8 +458,6 @@ def count_rows(qs: QuerySet) -> Count:
 
 
 def _planner_estimate(qs: QuerySet) -> int | None:
-    from django.db import connections
-
     connection = connections[qs.db]
     if connection.vendor != "postgresql":
         return None

@@ -1,21 +1,24 @@
 from __future__ import annotations
 
+import datetime as dt
+
+from django.utils import timezone
 from django_tasks import task
+
+from .messaging import deliver
+from .models import ErasureRequest, VerificationChallenge
+from .services import housekeeping as work
+from .services import otp, privacy
 
 
 @task()
 def send_outbound_message(message_id: int) -> str:
-    from .messaging import deliver
-
     return deliver(message_id)
 
 
 @task()
 def erase_verified_request(challenge_id: int) -> str:
     """The customer's verified data-deletion request (public page). Deletes the challenge too."""
-    from .models import ErasureRequest, VerificationChallenge
-    from .services import otp, privacy
-
     challenge = VerificationChallenge.objects.filter(
         pk=challenge_id, verified_at__isnull=False
     ).first()
@@ -29,12 +32,6 @@ def erase_verified_request(challenge_id: int) -> str:
 @task()
 def housekeeping(reschedule_minutes: int = 60) -> dict:
     """Expire unanswered double opt-ins and old codes; re-enqueues itself (a periodic task)."""
-    import datetime as dt
-
-    from django.utils import timezone
-
-    from .services import housekeeping as work
-
     result = work.run()
     if reschedule_minutes:
         housekeeping.using(

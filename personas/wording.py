@@ -3,7 +3,14 @@ run and in its run log: "vip: absent → absent (added false, set true, then rem
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
+
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
+
+from personas.models import Channel, EntrySource, PersonaStatus
+from personas.models.persona import FavoriteStoreSource
 
 # An attribute op as recorded (``changes.apply_attribute_ops``: "op:result") → its words.
 _OP_WORDS = {
@@ -98,8 +105,6 @@ def field_label(key: str) -> str:
     if key.startswith("attr:"):
         return key[5:]
     if key.startswith("consent:"):
-        from personas.models import Channel
-
         return f"{dict(Channel.choices).get(key[8:], key[8:].capitalize())} consent"
     return FIELD_LABELS.get(key) or key.replace("_", " ").capitalize()
 
@@ -107,14 +112,6 @@ def field_label(key: str) -> str:
 def field_value(key: str, value: Any) -> str:
     """A recorded value in words: states and sources by their labels, dates and times as
     people read them (times in the active time zone), ids as "#7", yes/no for flags."""
-    import datetime as dt
-
-    from django.utils import timezone
-    from django.utils.dateformat import format as date_format
-
-    from personas.models import EntrySource, PersonaStatus
-    from personas.models.persona import FavoriteStoreSource
-
     if key.startswith("attr:"):
         return value_words(value, attribute=True)
     if value is None or value == "":

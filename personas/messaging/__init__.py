@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -45,12 +46,14 @@ def render(template: str, **context: str) -> str:
 
 def queue(persona: Persona, *, channel: str, template: str, transactional: bool) -> OutboundMessage:
     """Record a message and send it from a background task once the transaction commits."""
-    from ..tasks import send_outbound_message
+    from ..tasks import send_outbound_message  # cycle: tasks deliver through this module
 
     to = persona.phone if channel == "text" else (persona.email or "")
     context = {}
     if template == "email_double_opt_in":
-        from ..services.email_confirm import confirmation_link
+        from ..services.email_confirm import (
+            confirmation_link,  # cycle: email_confirm → changes → messaging
+        )
 
         context["link"] = confirmation_link(persona)
     message = OutboundMessage.objects.create(
@@ -84,7 +87,7 @@ def quiet_until(persona: Persona, now: dt.datetime) -> dt.datetime | None:
 
 def queue_text(persona: Persona, *, channel: str, body: str) -> OutboundMessage:
     """A marketing message with its own body (flows): consent is checked again at delivery."""
-    from ..tasks import send_outbound_message
+    from ..tasks import send_outbound_message  # cycle: tasks deliver through this module
 
     to = persona.phone if channel == "text" else (persona.email or "")
     message = OutboundMessage.objects.create(
@@ -138,7 +141,9 @@ def deliver(message_id: int) -> str:
         if allowed and message.channel == "text" and not message.transactional:
             wake = quiet_until(persona, timezone.now())
             if wake is not None:
-                from ..tasks import send_outbound_message
+                from ..tasks import (
+                    send_outbound_message,  # cycle: tasks deliver through this module
+                )
 
                 transaction.on_commit(
                     lambda: send_outbound_message.using(run_after=wake).enqueue(message.pk)
@@ -156,8 +161,6 @@ def deliver(message_id: int) -> str:
         if message.channel == "text":
             provider_id = get_sms_backend().send(to=message.to, body=message.body)
         else:
-            from django.core.mail import send_mail
-
             subject = SUBJECTS.get(message.template, "{brand}: please confirm").format(
                 brand=settings.PERSONAS_BRAND_NAME
             )

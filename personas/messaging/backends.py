@@ -13,6 +13,8 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
 
 logger = logging.getLogger("personas.sms")
 
@@ -83,8 +85,6 @@ class TwilioBackend(BaseBackend):
     def verify_inbound(cls, request: HttpRequest) -> bool:
         """Check X-Twilio-Signature against the URL Twilio posted to (PERSONAS_PUBLIC_BASE_URL
         when the app sits behind a proxy) and the form fields, with TWILIO_AUTH_TOKEN."""
-        from twilio.request_validator import RequestValidator
-
         signature = request.headers.get("X-Twilio-Signature", "")
         if not signature or not settings.TWILIO_AUTH_TOKEN:
             return False
@@ -94,8 +94,6 @@ class TwilioBackend(BaseBackend):
         return bool(validator.validate(url, request.POST.dict(), signature))
 
     def __init__(self) -> None:
-        from twilio.rest import Client
-
         self.client = Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN)
 
     def send(self, *, to: str, body: str) -> str:

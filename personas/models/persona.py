@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 
+from ..normalize import format_phone
 from .consent import ConsentState
 from .store import SignupForm, Store
 
@@ -68,7 +69,7 @@ class PersonaQuerySet(models.QuerySet):
         return self.filter(visible_q())
 
     def restrict(self, user: object) -> PersonaQuerySet:
-        from ..roles import in_privacy_group
+        from ..roles import in_privacy_group  # cycle: roles reads the persona model's permissions
 
         return self if in_privacy_group(user) else self.visible()
 
@@ -202,8 +203,6 @@ class Persona(models.Model):
     @property
     def phone_display(self) -> str:
         """The phone as people read it, with its extension."""
-        from ..normalize import format_phone
-
         text = format_phone(self.phone)
         return f"{text} ext. {self.phone_ext}" if text and self.phone_ext else text
 
@@ -233,7 +232,7 @@ class Persona(models.Model):
 
     @property
     def consents(self) -> list[tuple[str, str]]:
-        from .consent import Channel
+        from .consent import Channel  # cycle: models.consent imports this module
 
         return [(c.value, self.consent(c.value)) for c in Channel]
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from django.db.models import Q
 
-from ..models import ADDRESS_CHANNELS, Channel, ConsentChange, ConsentState, ContactConsent
+from ..models import ADDRESS_CHANNELS, Channel, ConsentChange, ConsentState, ContactConsent, Persona
 from ..normalize import identifier_digest
 
 # ---------------------------------------------------------------------------------------------
@@ -313,7 +313,6 @@ def write_records(
     """
     if not writes:
         return
-    from ..models import Persona
 
     latest: dict[tuple[str, str], AddressWrite] = {}
     for w in writes:

@@ -11,6 +11,7 @@ from django.utils import timezone
 from ..models import ConsentState, ContactConsent, Persona, PersonaStatus
 from . import consent as consent_rules
 from .changes import Actor, Changeset, ConsentAction, ConsentOp, apply_many
+from .otp import sweep_expired
 
 _CHANNELS = ("text", "email")
 
@@ -59,6 +60,4 @@ def expire_double_opt_ins(now: dt.datetime | None = None) -> int:
 
 
 def run(now: dt.datetime | None = None) -> dict[str, int]:
-    from .otp import sweep_expired
-
     return {"expired_double_opt_ins": expire_double_opt_ins(now), "codes_swept": sweep_expired()}

@@ -24,7 +24,7 @@ def customer_for(
 ) -> Persona | None:
     """The active persona holding ``phone`` or ``email`` (normalised), else the active
     survivor of a merged persona holding one; None when there is none."""
-    from .merge import follow_chain
+    from .merge import follow_chain  # cycle: merge asks identity who holds an identifier
 
     q = Q(pk__in=[])
     if phone:

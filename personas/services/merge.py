@@ -21,7 +21,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from ..models import (
@@ -425,8 +425,6 @@ class Candidate:
 
 def duplicate_candidates(limit: int = 100) -> list[Candidate]:
     """Pairs worth a look, ranked; never merges anything by itself."""
-    from django.db.models import Count
-
     visible = Persona.objects.visible().exclude(
         status__in=[PersonaStatus.ERASED, PersonaStatus.MERGED]
     )
@@ -553,7 +551,7 @@ def duplicate_hint(persona: Persona) -> Persona | None:
 
 def merge_lookup(raw: str) -> tuple[Persona | None, Persona | None]:
     """``merge:<phone or email>`` → (the merged persona found, the surviving persona)."""
-    from .privacy import parse_identifier
+    from .privacy import parse_identifier  # cycle: privacy follows merge chains
 
     ident = parse_identifier(raw)
     found = (

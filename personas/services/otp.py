@@ -23,6 +23,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from ..messaging import get_sms_backend
 from ..models import VerificationChallenge
 from .privacy import Identifier
 
@@ -65,8 +66,6 @@ def _send(ident: Identifier, code: str, purpose_label: str) -> None:
     body = f"{brand}: your code to {purpose_label} is {code}. It expires in {minutes} minutes."
     try:
         if ident.kind == "phone":
-            from ..messaging import get_sms_backend
-
             get_sms_backend().send(to=ident.value, body=body)
         else:
             send_mail(f"{brand}: your code", body, None, [ident.value])

@@ -36,6 +36,7 @@ from ..models import (
 )
 from ..normalize import identifier_digest, normalize_email, try_phone
 from . import consent as consent_rules
+from .bulkdb import select_in
 from .changes import Actor, Changeset, ConsentAction, ConsentOp, PointsOp, apply
 from .merge import follow_chain
 
@@ -97,8 +98,6 @@ def parse_identifier(raw: str) -> Identifier:
 
 def blocked_digests(digests: Iterable[str]) -> set[str]:
     """The subset of ``digests`` on the blocklist: one indexed query for a whole batch."""
-    from .bulkdb import select_in
-
     meta = BlocklistEntry._meta
     column = meta.get_field("digest").column
     return {row[0] for row in select_in(meta.db_table, [column], column, list(set(digests)))}

@@ -6,6 +6,9 @@ from typing import Any
 from django import template
 from django.urls import reverse
 
+from personas.wording import MESSAGE_WORDS, consent_words, field_label, field_value, ops_words
+from personas.wording import actor_words as words
+
 from .. import search_memo
 from ..normalize import format_phone
 
@@ -64,38 +67,28 @@ def audit_value(value: Any) -> str:
 @register.filter(name="ops_words")
 def ops_words_filter(ops: list[str]) -> str:
     """["add:created", "set:replaced"] → "added, then set" (see ``personas.wording``)."""
-    from personas.wording import ops_words
-
     return ops_words(list(ops or []))
 
 
 @register.filter
 def change_key(key: str) -> str:
     """A recorded change's key in words (see ``personas.wording.field_label``)."""
-    from personas.wording import field_label
-
     return field_label(key)
 
 
 @register.filter
 def change_value(value: Any, key: str) -> str:
     """A recorded value in words for its key (see ``personas.wording.field_value``)."""
-    from personas.wording import field_value
-
     return field_value(key, value)
 
 
 @register.simple_tag
 def actor_words(kind: str, label: str) -> str:
-    from personas.wording import actor_words as words
-
     return words(actor_kind_label(kind), label or "")
 
 
 @register.filter
 def message_words(template: str) -> str:
-    from personas.wording import MESSAGE_WORDS
-
     return MESSAGE_WORDS.get(template, template.replace("_", " ").capitalize())
 
 
@@ -122,8 +115,6 @@ def actor_kind_label(kind: str) -> str:
 @register.filter
 def consent_label(state: str) -> str:
     """A consent state in words (``personas.wording.consent_words``)."""
-    from personas.wording import consent_words
-
     return consent_words(state)
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 
 from django.core.management.base import BaseCommand
+from django_tasks_db.models import DBTaskResult
+
+from personas.services import housekeeping as work
+from personas.tasks import housekeeping as hourly_task
 
 
 class Command(BaseCommand):
@@ -19,17 +23,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         if opts["schedule"]:
-            from django_tasks_db.models import DBTaskResult
-
             queued = DBTaskResult.objects.filter(
                 task_path="personas.tasks.housekeeping", status="READY"
             ).exists()
             if not queued:
-                from personas.tasks import housekeeping
-
-                housekeeping.enqueue(60)
+                hourly_task.enqueue(60)
             self.stdout.write("Housekeeping is scheduled hourly.")
             return
-        from personas.services import housekeeping
 
-        self.stdout.write(json.dumps(housekeeping.run()))
+        self.stdout.write(json.dumps(work.run()))
