@@ -601,19 +601,50 @@ def activity_kind(item: ActivityItem) -> str:
     return "traits"
 
 
+def _activity_events(persona: Persona, kind: str) -> QuerySet[AuditEvent]:
+    """The audit events that can be of ``kind`` (all of them for no kind): a kind filter
+    reaches back past the newest entries of other kinds. ``activity_kind`` still decides
+    each entry; this only narrows what is read."""
+    events = AuditEvent.objects.filter(persona=persona)
+    merge = Q(action__icontains="merg")
+    if kind == "messages":
+        return events.none()
+    if kind == "flows":
+        return events.filter(actor_kind="flow")
+    if kind == "merges":
+        return events.filter(merge).exclude(actor_kind="flow")
+    if kind == "points":
+        return (
+            events.filter(changes__has_key="points_balance")
+            .exclude(merge)
+            .exclude(actor_kind="flow")
+        )
+    if kind in ("traits", "consent"):
+        return events.exclude(merge).exclude(actor_kind="flow")
+    return events
+
+
 def persona_activity(
     persona: Persona, *, limit: int = ACTIVITY_LIMIT, kind: str = ""
 ) -> list[ActivityItem]:
     """The persona's latest ``limit`` entries, newest first (of one of ``ACTIVITY_KINDS``
-    when ``kind`` names one), in four queries whatever the number of rows: the newest
-    ``limit`` of the union lie within the newest ``limit`` of each.
+    when ``kind`` names one: then only the rows that can be of that kind are read, so the
+    newest ``limit`` of that kind show however many newer entries of other kinds there are),
+    in at most four queries whatever the number of rows: the newest ``limit`` of the union
+    lie within the newest ``limit`` of each.
 
     A consent change is one row (channel, states, who, when, evidence); the audit event that
     made it keeps only its other lines, and disappears when it had none (a STOP reply reads as
     the reply and its consent row, not three times)."""
-    events = AuditEvent.objects.filter(persona=persona).select_related("actor_user")[:limit]
-    consents = [_consent_item(c) for c in ConsentChange.objects.filter(persona=persona)[:limit]]
-    replies = InboundMessage.objects.filter(persona=persona)[:limit]
+    kind = kind if kind in ACTIVITY_KINDS else ""
+    events = _activity_events(persona, kind).select_related("actor_user")[:limit]
+    consents = [
+        _consent_item(c)
+        for c in ConsentChange.objects.filter(persona=persona)[: limit if kind != "messages" else 0]
+    ]
+    replies = InboundMessage.objects.filter(persona=persona)[
+        : limit if kind in ("", "messages") else 0
+    ]
     by_change: dict[tuple, list[ActivityItem]] = {}
     for row in consents:
         c = row.obj
@@ -623,9 +654,9 @@ def persona_activity(
     items += [ActivityItem("reply", r.received_at, r) for r in replies]
     sent = OutboundMessage.objects.filter(persona=persona).only(
         "channel", "template", "status", "created_at", "sent_at", "error", "persona_id"
-    )[:limit]
+    )[: limit if kind in ("", "messages") else 0]
     items += [ActivityItem("message", m.created_at, m) for m in sent]
-    if kind in ACTIVITY_KINDS:
+    if kind:
         items = [i for i in items if activity_kind(i) == kind]
     # Within one moment a reply came first, then the change it made, then its consent rows
     # and the messages it sent: newest first shows them the other way round.

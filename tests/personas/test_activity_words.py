@@ -8,7 +8,8 @@ import datetime as dt
 import pytest
 
 from personas import messaging
-from personas.models import ConsentState, OutboundMessage
+from personas.models import AuditEvent, ConsentState, OutboundMessage
+from personas.selectors import ACTIVITY_LIMIT, activity_kind, persona_activity
 from personas.services import changes
 from personas.services.changes import Actor, AttributeOp, Changeset
 from personas.wording import actor_words, field_label, field_value
@@ -114,3 +115,45 @@ def test_the_general_tab_sums_up_purchases_and_why_the_store_is_the_favorite(
     assert "Lifetime spend</dt><dd>1,300.00" in body
     assert "Visits</dt><dd>2 purchases" in body
     assert "at Harbor" in body and "set by staff" in body.lower()
+
+
+@pytest.mark.parametrize(
+    ("kind", "old"),
+    [
+        ("flows", {"action": "update", "actor_kind": "flow", "changes": {"attr:vip": {}}}),
+        ("merges", {"action": "merged", "actor_kind": "user", "changes": {"status": {}}}),
+        (
+            "points",
+            {"action": "update", "actor_kind": "user", "changes": {"points_balance": {}}},
+        ),
+    ],
+)
+def test_a_kind_filter_reaches_past_the_newest_entries_of_other_kinds(kind, old):
+    """An entry of one kind older than ``ACTIVITY_LIMIT`` newer entries of others still
+    shows when the Activity is narrowed to its kind (it used to filter the newest 200)."""
+    persona = PersonaFactory()
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    change = {key: {"before": None, "after": 1} for key in old["changes"]}
+    AuditEvent.objects.create(
+        persona=persona,
+        action=old["action"],
+        actor_kind=old["actor_kind"],
+        actor_label="Old entry",
+        changes=change,
+        created_at=start,
+    )
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            persona=persona,
+            action="update",
+            actor_kind="user",
+            actor_label="Staff",
+            changes={"first_name": {"before": "A", "after": f"B{n}"}},
+            created_at=start + dt.timedelta(minutes=n + 1),
+        )
+        for n in range(ACTIVITY_LIMIT + 5)
+    )
+    assert all(i.obj.actor_label != "Old entry" for i in persona_activity(persona))
+    narrowed = persona_activity(persona, kind=kind)
+    assert [i.obj.actor_label for i in narrowed] == ["Old entry"]
+    assert all(activity_kind(i) == kind for i in narrowed)
