@@ -4,8 +4,10 @@
     DATABASE_URL=postgres://postgres@127.0.0.1/personas_bench python bench/search.py
 
 Seeds the database with ``seed_demo`` up to N personas when it holds fewer, then times N
-requests per kind through Django's test client (signed in as Staff): the unfiltered list and a
-search by each identifier kind. Beside each figure it prints the raw limit measured in the same
+requests per kind through Django's test client (signed in as Staff): the unfiltered list with
+its count (the count is its own request, loaded after the list), a search by each identifier
+kind (an email prefix and a phone fragment among them), and the Django admin's persona list and
+email search (signed in as the privacy group). Beside each figure it prints the raw limit measured in the same
 run: the single indexed SQL lookup the search needs, run through a plain cursor.
 """
 
@@ -87,21 +89,34 @@ def main() -> None:
 
     client = Client()
     client.force_login(get_user_model().objects.get(username="staff"))
+    admin_client = Client()
+    admin_client.force_login(get_user_model().objects.get(username="privacy"))
 
-    def req(params):
+    def req(params, path="/personas/", who=client):
         def go():
-            response = client.get("/personas/", params)
+            response = who.get(path, params)
             assert response.status_code in (200, 302), response.status_code
 
         return go
+
+    def list_with_count():
+        req({})()
+        req({}, "/personas/count/")()
+
+    def email_prefix(s):  # "dana.smith12@" → every address starting with it
+        return s["email"][: s["email"].index("@") + 1]
+
+    def fragment(s):  # five digits from the middle of the number
+        digits = s["phone"].lstrip("+")
+        return f"{digits[4:7]}-{digits[7:9]}"
 
     def cycle(items, make):
         it = iter(items * 100)
         return lambda: make(next(it))()
 
     kinds = {
-        "list (unfiltered)": (
-            lambda: req({})(),
+        "list + its count": (
+            list_with_count,
             100,
             "SELECT id FROM personas_persona WHERE status='active' AND hidden=%s ORDER BY id DESC LIMIT 51",
             lambda: [False],
@@ -118,13 +133,41 @@ def main() -> None:
             "SELECT id FROM personas_persona WHERE phone=%s",
             lambda: [rng.choice(sample)["phone"]],
         ),
+        "email prefix": (
+            cycle(sample, lambda s: req({"q": email_prefix(s)})),
+            50,
+            "SELECT id FROM personas_persona WHERE email >= %s AND email < %s LIMIT 500",
+            lambda: (lambda e: [e, e[:-1] + "A"])(email_prefix(rng.choice(sample))),
+        ),
+        "phone fragment": (
+            cycle(sample, lambda s: req({"q": fragment(s)})),
+            50,
+            "SELECT f.persona_id FROM personas_phonefragment f JOIN personas_persona p"
+            " ON p.id = f.persona_id WHERE f.digits >= %s AND f.digits < %s"
+            " AND p.status = 'active' AND NOT p.hidden LIMIT 500",
+            lambda: (lambda d: [d, d[:-1] + chr(ord(d[-1]) + 1)])(
+                fragment(rng.choice(sample)).replace("-", "")
+            ),
+        ),
+        "admin list": (
+            req({}, "/admin/personas/persona/", admin_client),
+            100,
+            "SELECT * FROM personas_persona ORDER BY id DESC LIMIT 100",
+            lambda: [],
+        ),
+        "admin email search": (
+            cycle(
+                sample, lambda s: req({"q": s["email"]}, "/admin/personas/persona/", admin_client)
+            ),
+            50,
+            "SELECT id FROM personas_persona WHERE email=%s",
+            lambda: [rng.choice(sample)["email"]],
+        ),
         "phone (last 4)": (
             cycle(sample, lambda s: req({"q": s["phone"][-4:]})),
             50,
-            "SELECT id FROM personas_persona WHERE phone_rev >= %s AND phone_rev < %s LIMIT 500",
-            lambda: (lambda r: [r, r[:-1] + chr(ord(r[-1]) + 1)])(
-                rng.choice(sample)["phone"][-4:][::-1]
-            ),
+            "SELECT persona_id FROM personas_phonefragment WHERE digits >= %s AND digits < %s LIMIT 500",
+            lambda: (lambda d: [d, d[:-1] + chr(ord(d[-1]) + 1)])(rng.choice(sample)["phone"][-4:]),
         ),
         "customer id": (
             cycle(with_cid, lambda s: req({"q": s["customer_id"]})),
