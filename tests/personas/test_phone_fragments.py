@@ -162,3 +162,23 @@ def test_property_any_four_or_more_consecutive_digits_find_the_number(
     if other not in digits:
         assert p.pk not in found(staff_user, other)
     p.delete()
+
+
+@pytest.mark.parametrize(
+    ("typed", "email"),
+    [
+        ("dana@", "dana@example.com"),
+        ("dana@ex", "dana@example.com"),
+        ("dana.smith@", "dana.smith@example.com"),
+        ("DANA.SMITH@EX", "dana.smith@example.com"),
+        ("dana.smith@example.c", "dana.smith@example.com"),
+    ],
+)
+def test_example_3_an_email_is_found_by_its_beginning_on_its_index(staff_user, typed, email):
+    wanted = PersonaFactory(email=email)
+    other = PersonaFactory(email="danaher@example.com")
+    with CaptureQueriesContext(connection) as captured:
+        ids = found(staff_user, typed)
+    assert wanted.pk in ids and other.pk not in ids
+    sqls = [q["sql"] for q in captured.captured_queries if '"email" >=' in q["sql"]]
+    assert sqls and all("LIKE" not in sql.upper() for sql in sqls)
