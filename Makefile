@@ -33,6 +33,7 @@ worker: install
 test: install
 	@$(PY) scripts/find_chromium.py
 	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) scripts/check_imports.py
 	$(PY) -m pytest -q
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "csp",
     "axes",
     "personas",
+    "customers",
     "imports",
     "flows",
 ]

@@ -22,6 +22,7 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("", include("personas.urls")),
+    path("", include("customers.urls")),
     path("imports/", include("imports.urls")),
     path("flows/", include("flows.urls")),
 ]

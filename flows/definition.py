@@ -10,7 +10,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import regex
+
 from personas.normalize import unstorable
+
+from .templating import check
 
 CHANNELS = ("text", "email", "voice", "push", "browser")
 SPLIT_OPERATORS = {
@@ -103,8 +107,6 @@ def template_fields(state: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 def template_problems(state: dict[str, Any], step_names: set[str]) -> list[tuple[str, str]]:
     """``(field, problem)`` for every template of the step that cannot render as written."""
-    from .templating import check
-
     out = []
     for field, text, item in template_fields(state):
         for problem in check(text, step_names=step_names):
@@ -202,8 +204,6 @@ def _check_properties(state: dict[str, Any], problems: list[str]) -> None:
 
 def pattern_problem(pattern: str) -> str:
     """Why a regular expression cannot be a split condition ("" when it can)."""
-    import regex
-
     if len(pattern) > MAX_PATTERN:
         return f"the pattern is longer than {MAX_PATTERN} characters."
     try:

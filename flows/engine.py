@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -55,6 +55,36 @@ STANDARD_TRAITS = {
 }
 
 # Templating: see flows/templating.py (checked, bounded, nil for missing).
+
+
+# ---------------------------------------------------------------------------------------------
+# Background work the engine asks for
+
+
+@dataclass(frozen=True)
+class Queue:
+    """How the engine asks for background work: ``runs(run_ids, backend)`` queues runs to
+    advance (one batch), ``wake(when)`` a wake-up for waiting runs. Calls run one way (tasks →
+    engine), so the engine never imports ``flows.tasks``: that module plugs its tasks in here
+    with ``use_queue`` when it is loaded (``flows.services`` imports it, and the app's
+    ``ready`` imports services), before any run can be enrolled or woken."""
+
+    runs: Callable[[list[int], str], None]
+    wake: Callable[[dt.datetime], None]
+
+
+_queue: Queue | None = None
+
+
+def use_queue(queue: Queue) -> None:
+    global _queue
+    _queue = queue
+
+
+def _queued() -> Queue:
+    if _queue is None:
+        raise RuntimeError("flows.tasks is not loaded: the flow engine cannot queue work.")
+    return _queue
 
 
 def persona_data(p: Persona) -> dict[str, Any]:
@@ -451,8 +481,6 @@ def resume_stalled(*, older_than: dt.timedelta | None = None, backend: str = "de
 
     Safe to call any time: a run that is still being worked on is locked (skipped) or has
     moved on, and each step commits with its log, so nothing is applied twice."""
-    from .tasks import run_flow_batch
-
     limit = timezone.now() - (older_than if older_than is not None else dt.timedelta(minutes=5))
     ids = list(
         FlowRun.objects.filter(status=FlowRun.Status.RUNNING, updated_at__lt=limit, dry_run=False)
@@ -460,14 +488,12 @@ def resume_stalled(*, older_than: dt.timedelta | None = None, backend: str = "de
         .values_list("pk", flat=True)[:50_000]
     )
     for start in range(0, len(ids), RUNS_PER_TASK):
-        run_flow_batch.using(backend=backend).enqueue(ids[start : start + RUNS_PER_TASK])
+        _queued().runs(ids[start : start + RUNS_PER_TASK], backend)
     return len(ids)
 
 
 def _schedule_wake(when: dt.datetime) -> None:
-    from .tasks import wake_runs
-
-    wake_runs.using(run_after=when).enqueue()
+    _queued().wake(when)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -520,11 +546,10 @@ def enroll(
     if run_now:
         advance_batch(run_ids)
     elif run_ids:
-        from .tasks import run_flow_batch
-
+        runs = _queued().runs
         for start in range(0, len(run_ids), RUNS_PER_TASK):
             chunk = run_ids[start : start + RUNS_PER_TASK]
-            transaction.on_commit(lambda chunk=chunk: run_flow_batch.enqueue(chunk))
+            transaction.on_commit(lambda chunk=chunk: runs(chunk, "default"))
     return run_ids
 
 

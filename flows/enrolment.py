@@ -238,7 +238,8 @@ def _number(text: Any) -> int | None:
 def request_enrolment(
     *, flow: Flow, user: Any, lq: ListQuery, confirmed_count: Any, typed: str | None = None
 ) -> FlowEnrolment:
-    """Record a confirmed enrolment and queue it; returns the queued ``FlowEnrolment``.
+    """Record a confirmed enrolment; returns the queued ``FlowEnrolment`` (its task is
+    queued by ``services.request_enrolment``, which views call).
 
     ``confirmed_count`` is the number the confirmation page showed (as posted); ``typed`` what
     the person typed, required above ``FLOWS_ENROL_TYPE_COUNT_ABOVE``. The personas are
@@ -317,10 +318,6 @@ def request_enrolment(
         confirmed_count=count,
         persona_ids=ids,
     )
-    from .tasks import run_enrolment
-
-    # After commit: the worker must find the job (and a rolled-back request queues nothing).
-    transaction.on_commit(lambda: run_enrolment.enqueue(job.pk))
     return job
 
 

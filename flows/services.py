@@ -11,8 +11,9 @@ from django.db import transaction
 from django.db.models import Max
 
 from personas.models import Persona
+from personas.selectors import ListQuery
 
-from . import engine, studio
+from . import engine, enrolment, studio
 from .definition import (
     STEP_TYPES,
     empty_definition,
@@ -21,7 +22,8 @@ from .definition import (
     unstorable_text,
     validate,
 )
-from .models import Flow, FlowRun, FlowStepLog, FlowVersion
+from .models import Flow, FlowEnrolment, FlowRun, FlowStepLog, FlowVersion
+from .tasks import run_enrolment
 
 TRIGGER_TYPES = {
     "manual": "Manual enrolment",
@@ -234,6 +236,20 @@ def enroll_persona(flow: Flow, persona: Persona) -> list[int]:
             "or it is not active."
         )
     return ids
+
+
+@transaction.atomic
+def request_enrolment(
+    *, flow: Flow, user: Any, lq: ListQuery, confirmed_count: Any, typed: str | None = None
+) -> FlowEnrolment:
+    """A confirmed bulk enrolment (``enrolment.request_enrolment``: same arguments, same
+    errors), and its task queued once the job commits: the worker must find the job, and a
+    rolled-back request queues nothing."""
+    job = enrolment.request_enrolment(
+        flow=flow, user=user, lq=lq, confirmed_count=confirmed_count, typed=typed
+    )
+    transaction.on_commit(lambda: run_enrolment.enqueue(job.pk))
+    return job
 
 
 # ---------------------------------------------------------------------------------------------

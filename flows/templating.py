@@ -26,6 +26,7 @@ import time
 from functools import lru_cache
 from typing import Any
 
+import regex
 from liquid import Environment
 from liquid.builtin.expressions.primitive import IntegerLiteral, RangeLiteral
 from liquid.exceptions import LiquidError
@@ -141,8 +142,7 @@ def _position(source: str, index: int) -> str:
 
 
 def _walk_expressions(nodes: Any) -> Any:
-    from liquid.template import BoundTemplate  # noqa: F401  (for readers: nodes of one)
-
+    """The expressions under ``nodes`` (the nodes of a ``liquid.template.BoundTemplate``)."""
     stack = list(nodes)
     while stack:
         node = stack.pop()
@@ -444,8 +444,6 @@ def _pattern_matches(pattern: str, text: str) -> bool:
     of ``definition.MAX_PATTERN`` characters at most (checked when saved) over the first
     ``PATTERN_INPUT`` characters, within ``PATTERN_TIMEOUT`` (the regex library's timeout;
     a pattern that takes longer does not match)."""
-    import regex
-
     try:
         return regex.search(pattern, text[:PATTERN_INPUT], timeout=PATTERN_TIMEOUT) is not None
     except (regex.error, TimeoutError):

@@ -11,6 +11,8 @@ urlpatterns = [
     path("<int:pk>/steps/add/", views.step_add, name="step_add"),
     # path: a step saved before names were checked ("a/b") must still open, to be renamed
     path("<int:pk>/steps/<path:name>/", views.step_edit, name="step_edit"),
+    path("<int:pk>/delete-step/<path:name>/", views.step_delete, name="step_delete"),
+    path("<int:pk>/first-step/<path:name>/", views.step_first, name="step_first"),
     path("<int:pk>/publish/", views.flow_publish, name="publish"),
     path("<int:pk>/pause/", views.flow_pause, name="pause"),
     path("<int:pk>/resume/", views.flow_resume, name="resume"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -14,9 +15,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from personas import selectors
 from personas.forms import ListFilterForm
+from personas.htmx import client_redirect, drawer, is_partial
 from personas.models.persona import visible_q
 from personas.roles import Cap, has_cap, require_cap
-from personas.views import _drawer, _is_partial
 
 from . import engine, enrolment, services, story
 from .definition import STEP_TYPES, validate, warnings
@@ -39,10 +40,8 @@ def _flow(pk: int) -> Flow:
 
 
 def _close_and_reload(request: HttpRequest, url: str) -> HttpResponse:
-    if _is_partial(request):
-        response = HttpResponse(status=204)
-        response["HX-Redirect"] = url
-        return response
+    if is_partial(request):
+        return client_redirect(url)
     return redirect(url)
 
 
@@ -128,7 +127,7 @@ def step_add(request: HttpRequest, pk: int) -> HttpResponse:
             return _close_and_reload(
                 request, reverse("flows:step_edit", args=[flow.pk, state["name"]])
             )
-    return _drawer(
+    return drawer(
         request,
         title="Add a step",
         body="flows/_add_step.html",
@@ -137,66 +136,43 @@ def step_add(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@require_cap(Cap.EDIT_FLOWS)
-@require_http_methods(["GET", "POST"])
-def step_edit(request: HttpRequest, pk: int, name: str) -> HttpResponse:
+def _step(pk: int, name: str) -> tuple[Flow, dict | None]:
+    """The flow and its step called ``name`` (None when there is no such step any more)."""
     flow = _flow(pk)
-    state = next((s for s in flow.definition.get("states", []) if s["name"] == name), None)
-    if state is None:
-        messages.error(request, "That step no longer exists.")
-        return redirect(flow)
+    return flow, next((s for s in flow.definition.get("states", []) if s["name"] == name), None)
+
+
+def _step_gone(request: HttpRequest, flow: Flow) -> HttpResponse:
+    messages.error(request, "That step no longer exists.")
+    return redirect(flow)
+
+
+def _step_form(flow: Flow, state: dict, data: Any = None) -> StepForm:
     names = [s["name"] for s in flow.definition.get("states", [])]
-    form = StepForm(
-        request.POST if request.method == "POST" else None, state=state, step_names=names
-    )
-    action_error = ""
-    confirm_delete = False
-    if request.method == "POST" and "delete" in request.POST and "confirmed" not in request.POST:
-        # Without JavaScript (no htmx confirm dialog) the button lands here: ask first.
-        form = StepForm(None, state=state, step_names=names)
-        confirm_delete = True
-    elif request.method == "POST" and ("delete" in request.POST or "first" in request.POST):
-        deleting = "delete" in request.POST
-        try:
-            if deleting:
-                services.delete_step(flow, name)
-            else:
-                services.set_first_step(flow, name)
-        except ValidationError as exc:
-            form = StepForm(None, state=state, step_names=names)
-            action_error = exc.messages[0]
-        else:
-            done = f"Step “{name}” deleted." if deleting else f"The flow now starts at “{name}”."
-            messages.success(request, done)
-            return _close_and_reload(request, flow.get_absolute_url())
-    elif request.method == "POST":
-        if form.is_valid():
-            try:
-                services.update_step(
-                    flow,
-                    name,
-                    properties=form.properties(),
-                    transitions=form.transitions(),
-                    new_name=form.cleaned_data["name"].strip(),
-                )
-            except ValidationError as exc:
-                form.add_error(None, exc.messages[0])
-            else:
-                flow.refresh_from_db()
-                problems = [
-                    p
-                    for p in validate(flow.definition)
-                    if f"“{form.cleaned_data['name'].strip()}”" in p
-                ]
-                if problems:
-                    messages.warning(request, "Saved, with problems to fix: " + " ".join(problems))
-                else:
-                    messages.success(request, f"Step “{form.cleaned_data['name']}” saved.")
-                return _close_and_reload(request, flow.get_absolute_url())
+    return StepForm(data, state=state, step_names=names)
+
+
+def _step_problems(flow: Flow, name: str) -> list[str]:
+    return [p for p in validate(flow.definition) if f"“{name}”" in p]
+
+
+def _step_drawer(
+    request: HttpRequest,
+    flow: Flow,
+    state: dict,
+    form: StepForm | None = None,
+    *,
+    action_error: str = "",
+    confirm_delete: bool = False,
+) -> HttpResponse:
+    """The step's drawer: its form (``form``, or a fresh one), and what the delete and
+    make-first actions have to say."""
+    if form is None:
+        form = _step_form(flow, state)
     meta = STEP_TYPES.get(state["type"], {})
-    return _drawer(
+    return drawer(
         request,
-        title=f"{meta.get('label', state['type'])}: {name}",
+        title=f"{meta.get('label', state['type'])}: {state['name']}",
         body="flows/_step_form.html",
         context={
             "form": form,
@@ -206,9 +182,82 @@ def step_edit(request: HttpRequest, pk: int, name: str) -> HttpResponse:
             "state": state,
             "meta": meta,
             "warnings": warnings(state),
-            "problems": [p for p in validate(flow.definition) if f"“{name}”" in p],
+            "problems": _step_problems(flow, state["name"]),
         },
         close_url=flow.get_absolute_url(),
+    )
+
+
+@require_cap(Cap.EDIT_FLOWS)
+@require_http_methods(["GET", "POST"])
+def step_edit(request: HttpRequest, pk: int, name: str) -> HttpResponse:
+    flow, state = _step(pk, name)
+    if state is None:
+        return _step_gone(request, flow)
+    form = _step_form(flow, state, request.POST if request.method == "POST" else None)
+    if not (form.is_bound and form.is_valid()):
+        return _step_drawer(request, flow, state, form)
+    new_name = form.cleaned_data["name"].strip()
+    try:
+        services.update_step(
+            flow,
+            name,
+            properties=form.properties(),
+            transitions=form.transitions(),
+            new_name=new_name,
+        )
+    except ValidationError as exc:
+        form.add_error(None, exc.messages[0])
+        return _step_drawer(request, flow, state, form)
+    flow.refresh_from_db()
+    problems = _step_problems(flow, new_name)
+    if problems:
+        messages.warning(request, "Saved, with problems to fix: " + " ".join(problems))
+    else:
+        messages.success(request, f"Step “{form.cleaned_data['name']}” saved.")
+    return _close_and_reload(request, flow.get_absolute_url())
+
+
+def _step_action(
+    request: HttpRequest, flow: Flow, state: dict, act: Callable[[], None], done: str
+) -> HttpResponse:
+    """Run a step action (``act``, a service call): say ``done`` and close the drawer, or show
+    the drawer again with the service's reason."""
+    try:
+        act()
+    except ValidationError as exc:
+        return _step_drawer(request, flow, state, action_error=exc.messages[0])
+    messages.success(request, done)
+    return _close_and_reload(request, flow.get_absolute_url())
+
+
+@require_cap(Cap.EDIT_FLOWS)
+@require_POST
+def step_delete(request: HttpRequest, pk: int, name: str) -> HttpResponse:
+    """Deletes the step once confirmed (htmx's confirm dialog sends ``confirmed``); without
+    JavaScript the drawer's button lands here unconfirmed, and the drawer asks first."""
+    flow, state = _step(pk, name)
+    if state is None:
+        return _step_gone(request, flow)
+    if "confirmed" not in request.POST:
+        return _step_drawer(request, flow, state, confirm_delete=True)
+    return _step_action(
+        request, flow, state, lambda: services.delete_step(flow, name), f"Step “{name}” deleted."
+    )
+
+
+@require_cap(Cap.EDIT_FLOWS)
+@require_POST
+def step_first(request: HttpRequest, pk: int, name: str) -> HttpResponse:
+    flow, state = _step(pk, name)
+    if state is None:
+        return _step_gone(request, flow)
+    return _step_action(
+        request,
+        flow,
+        state,
+        lambda: services.set_first_step(flow, name),
+        f"The flow now starts at “{name}”.",
     )
 
 
@@ -280,7 +329,7 @@ def flow_test(request: HttpRequest, pk: int) -> HttpResponse:
         search = selectors.search_candidates(user=request.user, query=q)
         ids = (search.ids or [])[:10]
         candidates = list(selectors.active_personas(request.user).filter(pk__in=ids))
-    return _drawer(
+    return drawer(
         request,
         title="Test run",
         body="flows/_test_run.html",
@@ -396,7 +445,7 @@ def enroll_list(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         if form.is_valid() and "confirm" in request.POST:
             try:
-                job = enrolment.request_enrolment(
+                job = services.request_enrolment(
                     flow=flow,
                     user=request.user,
                     lq=form.to_query(),
@@ -441,7 +490,7 @@ def enroll_list(request: HttpRequest, pk: int) -> HttpResponse:
 def flow_enrolments(request: HttpRequest, pk: int) -> HttpResponse:
     """The flow page's "Bulk enrolments" panel, refreshed by htmx while a job waits or runs."""
     flow = _flow(pk)
-    if not _is_partial(request):
+    if not is_partial(request):
         return redirect(f"{flow.get_absolute_url()}#enrolments")
     context = {
         "flow": flow,

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import python_calamine
+from django.conf import settings
+
 ENCODINGS = {
     "utf-8": "UTF-8",
     "utf-8-sig": "UTF-8 with BOM",
@@ -99,8 +102,6 @@ def detect_delimiter(text: str) -> str:
 def limits() -> tuple[int, int]:
     """(most columns, longest line in bytes) an import reads: ``IMPORTS_MAX_COLUMNS`` and
     ``IMPORTS_MAX_LINE_BYTES``."""
-    from django.conf import settings
-
     return (
         int(getattr(settings, "IMPORTS_MAX_COLUMNS", DEFAULT_MAX_COLUMNS)),
         int(getattr(settings, "IMPORTS_MAX_LINE_BYTES", DEFAULT_MAX_LINE_BYTES)),
@@ -312,8 +313,6 @@ def spreadsheet_to_csv(source: Any, out: IO[str], *, sheet: str = "") -> list[st
     """Write one sheet of a workbook (a path or a seekable binary file; ``sheet`` by name,
     the first by default) to ``out`` as CSV, one row at a time, and return the workbook's
     sheet names. Refuses a sheet wider than ``IMPORTS_MAX_COLUMNS``."""
-    import python_calamine
-
     max_columns, _max_line = limits()
     try:
         with python_calamine.CalamineWorkbook.from_object(source) as workbook:

@@ -11,6 +11,7 @@ from .csvfile import DELIMITERS, ENCODINGS
 from .formats import ATTRIBUTE_TYPES, DATE_ORDERS, NUMBER_STYLES, Hints
 from .mapping import MATCH_KEYS, TARGETS, attribute_key_for, column_format
 from .models import ImportJob, SavedMapping
+from .pipeline import _shown
 from .uploads import limit_message
 
 ENCODING_CHOICES = [("", "Detect automatically"), *ENCODINGS.items()]
@@ -174,8 +175,6 @@ class MappingForm(forms.Form):
         return out
 
     def _previews(self, index: int, fmt: Any) -> list[tuple[str, str]]:
-        from .pipeline import _shown
-
         pairs = []
         profile = (self.job.profile or {}).get(str(index)) or {}
         values = [*(profile.get("proofs") or {}).values(), *profile.get("examples", [])]
@@ -222,6 +221,22 @@ class MappingForm(forms.Form):
 
     def match_keys(self) -> list[str]:
         return [self.cleaned_data[f"match_{n}"] for n in (1, 2, 3)]
+
+    def choices(self) -> dict[str, Any]:
+        """Everything ``services.configure`` takes from the page, as its keyword arguments."""
+        data = self.cleaned_data
+        return {
+            "mapping": self.mapping(),
+            "match_keys": self.match_keys(),
+            "existing": data["existing"],
+            "double_opt_in": data["double_opt_in"],
+            "double_opt_in_at": data.get("double_opt_in_at"),
+            "encoding": data["encoding"],
+            "delimiter": data["delimiter"],
+            "save_as": data.get("save_as", "").strip(),
+            "formats": self.formats(),
+            "sheet": data.get("sheet", ""),
+        }
 
 
 class SendDoubleOptInForm(forms.Form):

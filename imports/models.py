@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from .mapping import MATCH_KEYS
+
 
 class ImportJob(models.Model):
     """One CSV import: the file, its mapping, its progress and its outcome counts."""
@@ -94,8 +96,6 @@ class ImportJob(models.Model):
 
     @property
     def match_labels(self) -> list[str]:
-        from .mapping import MATCH_KEYS
-
         return [MATCH_KEYS.get(k, k) for k in self.match_keys]
 
     @property

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from personas import messaging
 from personas.models import ADDRESS_CHANNELS, Channel, Persona, PersonaStatus, PointsEntry, Store
 from personas.models.persona import EntrySource, FavoriteStoreSource, is_visible
 from personas.normalize import name_key
@@ -45,6 +46,7 @@ from .dedupe import SeenIdentifiers, fingerprint
 from .formats import Hints
 from .mapping import TARGETS, ParsedRow, column_format, parse_row, profile_rows
 from .models import ImportIssue, ImportJob, PendingDoubleOptIn
+from .uploads import drop_file
 
 BATCH_SIZE = 1000
 PREVIEW_EXAMPLES = 5
@@ -781,8 +783,11 @@ class Superseded(Exception):
     """Another run of the same job committed first; this one stops without writing."""
 
 
-def run(job_id: int) -> ImportJob:
-    """Run (or resume) an import from its checkpoint, committing one batch at a time."""
+def run(job_id: int, *, on_completed: Callable[[ImportJob], None] | None = None) -> ImportJob:
+    """Run (or resume) an import from its checkpoint, committing one batch at a time.
+
+    ``on_completed`` is called with the job when this call completes it: the ``run_import``
+    task schedules the deferred double opt-in texts there (the pipeline queues no task)."""
     job = ImportJob.objects.get(pk=job_id)
     if job.status in (ImportJob.Status.COMPLETED, ImportJob.Status.CANCELLED):
         return job
@@ -800,12 +805,14 @@ def run(job_id: int) -> ImportJob:
     job.refresh_from_db()
     importer = Importer(job, write=True)
     try:
-        return _run_batches(importer, job)
+        return _run_batches(importer, job, on_completed)
     finally:
         importer.close()
 
 
-def _run_batches(importer: Importer, job: ImportJob) -> ImportJob:
+def _run_batches(
+    importer: Importer, job: ImportJob, on_completed: Callable[[ImportJob], None] | None
+) -> ImportJob:
     rows = iter_rows(
         job.file.path,
         encoding=job.encoding,
@@ -823,7 +830,7 @@ def _run_batches(importer: Importer, job: ImportJob) -> ImportJob:
                 analyzed_at = importer.created
             if checkpoint is None:  # cancelled
                 job = ImportJob.objects.get(pk=job.pk)
-                _finish(job)
+                drop_file(job)
                 return job
     except Superseded:
         return ImportJob.objects.get(pk=job.pk)
@@ -841,8 +848,9 @@ def _run_batches(importer: Importer, job: ImportJob) -> ImportJob:
         status=ImportJob.Status.COMPLETED, finished_at=finished, heartbeat_at=finished
     )
     job.refresh_from_db()
-    _finish(job)
-    after_run(job)
+    drop_file(job)
+    if on_completed is not None:
+        on_completed(job)
     return job
 
 
@@ -854,18 +862,10 @@ ANALYZE_EVERY = 50_000
 
 
 def _refresh_statistics() -> None:
-    from django.db import connection
-
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {connection.ops.quote_name(Persona._meta.db_table)}")
-
-
-def _finish(job: ImportJob) -> None:
-    from .services import finish
-
-    finish(job)
 
 
 def _commit_batch(
@@ -925,18 +925,8 @@ def _commit_batch(
         return job.checkpoint_line
 
 
-def after_run(job: ImportJob) -> None:
-    """Schedule the deferred double opt-in texts when the user chose a time."""
-    if job.double_opt_in == ImportJob.DoubleOptIn.SCHEDULED and job.double_opt_in_at:
-        from .tasks import send_double_opt_in
-
-        send_double_opt_in.using(run_after=job.double_opt_in_at).enqueue(job.pk)
-
-
 def send_pending_double_opt_in(job_id: int) -> int:
     """Queue the double opt-in texts an import left pending (still pending personas only)."""
-    from personas import messaging
-
     sent = 0
     while True:
         with transaction.atomic():
@@ -963,16 +953,6 @@ def send_pending_double_opt_in(job_id: int) -> int:
             PendingDoubleOptIn.objects.bulk_update(rows, ["sent_at"])
     ImportJob.objects.filter(pk=job_id).update(doi_sent_at=timezone.now())
     return sent
-
-
-def stale_jobs() -> list[int]:
-    """Running jobs whose worker stopped heart-beating (killed): to be resumed."""
-    limit = timezone.now() - dt.timedelta(seconds=settings.IMPORTS_STALE_SECONDS)
-    return list(
-        ImportJob.objects.filter(
-            status=ImportJob.Status.RUNNING, heartbeat_at__lt=limit
-        ).values_list("pk", flat=True)
-    )
 
 
 def target_label(target: str) -> str:

@@ -31,8 +31,9 @@ from .csvfile import (
 from .formats import ATTRIBUTE_TYPES, DATE_ORDERS, NUMBER_STYLES
 from .mapping import MATCH_KEYS, auto_mapping, mail_address, profile_rows, validate_mapping
 from .models import ImportIssue, ImportJob, SavedMapping
+from .selectors import stale_jobs
 from .tasks import preview_import, run_import, send_double_opt_in
-from .uploads import limit_message
+from .uploads import drop_file, limit_message
 
 
 def upload(
@@ -137,6 +138,16 @@ def apply_saved_mapping(job: ImportJob, saved: SavedMapping) -> dict[str, str]:
         if header in saved.columns:
             mapping[str(index)] = saved.columns[header]
     return mapping
+
+
+def use_saved_mapping(*, job: ImportJob, saved: SavedMapping) -> ImportJob:
+    """Give the job a saved mapping: its columns (by header, over the job's own choices), its
+    match keys when it has any, and what it does with existing personas."""
+    job.mapping = apply_saved_mapping(job, saved)
+    job.match_keys = saved.match_keys or job.match_keys
+    job.existing = saved.existing
+    job.save(update_fields=["mapping", "match_keys", "existing"])
+    return job
 
 
 def configure(
@@ -251,7 +262,7 @@ def cancel(job: ImportJob) -> ImportJob:
             job.status = ImportJob.Status.CANCELLED
             job.finished_at = timezone.now()
             job.save(update_fields=["status", "finished_at"])
-            _drop_file(job)
+            drop_file(job)
         else:
             raise ValidationError("This import cannot be cancelled now.")
     return job
@@ -261,7 +272,7 @@ def resume(job: ImportJob) -> ImportJob:
     """Re-queue a failed (or stalled) import; it continues after its last committed line."""
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().get(pk=job.pk)
-        stalled = job.status == ImportJob.Status.RUNNING and job.pk in _stale_ids()
+        stalled = job.status == ImportJob.Status.RUNNING and job.pk in stale_jobs()
         if job.status != ImportJob.Status.FAILED and not stalled:
             raise ValidationError("Only a failed or stalled import can be resumed.")
         job.status = ImportJob.Status.QUEUED
@@ -271,19 +282,13 @@ def resume(job: ImportJob) -> ImportJob:
     return job
 
 
-def _stale_ids() -> list[int]:
-    from .pipeline import stale_jobs
-
-    return stale_jobs()
-
-
 def resume_stale() -> list[int]:
     """Find imports whose worker was killed (no heartbeat) and queue them again."""
     resumed = []
-    for job_id in _stale_ids():
+    for job_id in stale_jobs():
         with transaction.atomic():
             job = ImportJob.objects.select_for_update(skip_locked=True).filter(pk=job_id).first()
-            if job is None or job.pk not in _stale_ids():
+            if job is None or job.pk not in stale_jobs():
                 continue
             job.heartbeat_at = timezone.now()
             job.message = "Resumed after the worker stopped."
@@ -305,16 +310,8 @@ def send_double_opt_in_texts(job: ImportJob, *, at: dt.datetime | None = None) -
         transaction.on_commit(lambda: send_double_opt_in.using(run_after=at).enqueue(job.pk))
 
 
-def _drop_file(job: ImportJob) -> None:
-    """The uploaded file holds personal data: it is deleted once the import is over."""
-    if job.file or job.workbook:
-        job.file.delete(save=False)
-        job.workbook.delete(save=False)
-        ImportJob.objects.filter(pk=job.pk).update(file="", workbook="")
-
-
 def finish(job: ImportJob) -> None:
-    _drop_file(job)
+    drop_file(job)
 
 
 def error_report(job: ImportJob) -> Iterator[str]:

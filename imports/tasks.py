@@ -6,12 +6,11 @@ from django.utils import timezone
 from django_tasks import task
 
 from .models import ImportJob
+from .pipeline import preview, run, send_pending_double_opt_in
 
 
 @task()
 def preview_import(job_id: int) -> dict:
-    from .pipeline import preview
-
     job = ImportJob.objects.get(pk=job_id)
     try:
         result = preview(job)
@@ -32,14 +31,16 @@ def preview_import(job_id: int) -> dict:
 
 @task()
 def run_import(job_id: int) -> dict:
-    from .pipeline import run
-
-    job = run(job_id)
+    job = run(job_id, on_completed=schedule_double_opt_in)
     return {"status": job.status, "rows": job.rows_done}
 
 
 @task()
 def send_double_opt_in(job_id: int) -> int:
-    from .pipeline import send_pending_double_opt_in
-
     return send_pending_double_opt_in(job_id)
+
+
+def schedule_double_opt_in(job: ImportJob) -> None:
+    """Schedule the deferred double opt-in texts when the user chose a time."""
+    if job.double_opt_in == ImportJob.DoubleOptIn.SCHEDULED and job.double_opt_in_at:
+        send_double_opt_in.using(run_after=job.double_opt_in_at).enqueue(job.pk)

@@ -1,4 +1,5 @@
-"""An upload handler that stops reading a file as soon as it passes ``IMPORTS_MAX_BYTES``.
+"""The uploaded file: an upload handler that stops reading a file as soon as it passes
+``IMPORTS_MAX_BYTES``, and ``drop_file``, which deletes it once its import is over.
 
 Django streams large uploads to a temporary file but does not limit their size: a
 multi-gigabyte upload would be written to disk in full before the import could refuse it. This
@@ -12,6 +13,16 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.template.defaultfilters import filesizeformat
+
+from .models import ImportJob
+
+
+def drop_file(job: ImportJob) -> None:
+    """The uploaded file holds personal data: it is deleted once the import is over."""
+    if job.file or job.workbook:
+        job.file.delete(save=False)
+        job.workbook.delete(save=False)
+        ImportJob.objects.filter(pk=job.pk).update(file="", workbook="")
 
 
 def limit_message() -> str:

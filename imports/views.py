@@ -20,6 +20,7 @@ from . import services
 from .forms import MappingForm, SendDoubleOptInForm, UploadForm
 from .models import ImportJob
 from .pipeline import OUTCOMES, target_label
+from .selectors import stale_jobs
 
 OUTCOME_LABELS = {
     "created": "New",
@@ -81,43 +82,30 @@ def import_new(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job(pk)
-    form = None
-    if job.status in (ImportJob.Status.UPLOADED, ImportJob.Status.PREVIEWED):
-        data = request.POST if request.method == "POST" else None
-        form = MappingForm(data, job=job)
-        if data is not None and "use_saved" in data and form.is_valid():
-            saved = form.cleaned_data.get("saved_mapping")
-            if saved:
-                job.mapping = services.apply_saved_mapping(job, saved)
-                job.match_keys = saved.match_keys or job.match_keys
-                job.existing = saved.existing
-                job.save(update_fields=["mapping", "match_keys", "existing"])
-                messages.success(request, f"Mapping “{saved.name}” applied.")
+    if job.status not in (ImportJob.Status.UPLOADED, ImportJob.Status.PREVIEWED):
+        if request.method == "POST":
             return redirect("imports:detail", pk=job.pk)
-        if data is not None and form.is_valid():
-            try:
-                services.configure(
-                    job,
-                    mapping=form.mapping(),
-                    match_keys=form.match_keys(),
-                    existing=form.cleaned_data["existing"],
-                    double_opt_in=form.cleaned_data["double_opt_in"],
-                    double_opt_in_at=form.cleaned_data.get("double_opt_in_at"),
-                    encoding=form.cleaned_data["encoding"],
-                    delimiter=form.cleaned_data["delimiter"],
-                    save_as=form.cleaned_data.get("save_as", "").strip(),
-                    user=request.user,
-                    formats=form.formats(),
-                    sheet=form.cleaned_data.get("sheet", ""),
-                )
-            except ValidationError as exc:
-                for message in exc.messages:
-                    form.add_error(None, message)
-            else:
-                messages.success(request, "Checking every row of the file…")
-                return redirect("imports:detail", pk=job.pk)
-    elif request.method == "POST":
+        return _detail_page(request, job, form=None)
+    form = MappingForm(request.POST if request.method == "POST" else None, job=job)
+    if not (form.is_bound and form.is_valid()):
+        return _detail_page(request, job, form=form)
+    if "use_saved" in request.POST:
+        saved = form.cleaned_data.get("saved_mapping")
+        if saved:
+            services.use_saved_mapping(job=job, saved=saved)
+            messages.success(request, f"Mapping “{saved.name}” applied.")
         return redirect("imports:detail", pk=job.pk)
+    try:
+        services.configure(job, **form.choices(), user=request.user)
+    except ValidationError as exc:
+        for message in exc.messages:
+            form.add_error(None, message)
+        return _detail_page(request, job, form=form)
+    messages.success(request, "Checking every row of the file…")
+    return redirect("imports:detail", pk=job.pk)
+
+
+def _detail_page(request: HttpRequest, job: ImportJob, *, form: MappingForm | None) -> HttpResponse:
     preview = job.preview or {}
     context = {
         "job": job,
@@ -164,7 +152,7 @@ def _progress(job: ImportJob) -> dict:
 @require_http_methods(["GET"])
 def import_progress(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job(pk)
-    if job.status == ImportJob.Status.RUNNING and job.pk in services._stale_ids():
+    if job.status == ImportJob.Status.RUNNING and job.pk in stale_jobs():
         services.resume_stale()
     if not job.is_active and request.headers.get("HX-Request"):
         # Finished: reload the whole page to show the result.

@@ -10,8 +10,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
-from .models import Channel, ConsentState, EntrySource, SignupForm, Store
-from .selectors import SORTS, ListQuery
+from .models import Channel, ConsentState, EntrySource, Persona, PersonaStatus, SignupForm, Store
+from .roles import ROLES
+from .selectors import SORTS, ListQuery, search_candidates, visible_personas
 from .services.changes import AttributeOp, Changeset, ConsentOp
 
 ATTRIBUTE_TYPES = [
@@ -310,3 +311,121 @@ class PointsAdjustForm(forms.Form):
         if points > 1_000_000:
             raise ValidationError("That is more than one adjustment may add.")
         return points
+
+
+class MergeForm(forms.Form):
+    """The merge slide-out's request (GET while choosing, POST to merge): the other persona
+    (``other``) or a search for one (``q``); which of the two survives (``survivor``: the other
+    persona's id, else this one); per field whose value to keep (``choice_<field>``: the merged
+    persona's id, else the survivor's); and ``confirm``. Nothing is required and nothing is
+    refused (what is not understood is left out), so the form is always valid."""
+
+    # Plain fields: each value as sent, with no validator to refuse it.
+    other = forms.Field(required=False)
+    q = forms.Field(required=False)
+    survivor = forms.Field(required=False)
+    confirm = forms.Field(required=False)
+
+    def __init__(self, data: QueryDict, *, persona: Persona, user: Any) -> None:
+        super().__init__(data)
+        self.persona = persona
+        self.user = user
+
+    def clean_other(self) -> Persona | None:
+        """One this user may see, not this persona, neither erased nor merged away."""
+        other_id = self.cleaned_data["other"] or ""
+        if not (other_id.isdigit() and int(other_id) != self.persona.pk):
+            return None
+        return (
+            visible_personas(self.user)
+            .exclude(status__in=[PersonaStatus.ERASED, PersonaStatus.MERGED])
+            .filter(pk=int(other_id))
+            .first()
+        )
+
+    def clean_q(self) -> str:
+        return (self.cleaned_data["q"] or "").strip()[:200]
+
+    def clean_confirm(self) -> bool:
+        return bool(self.cleaned_data["confirm"])
+
+    def clean(self) -> dict[str, Any]:
+        """With an other persona: ``survivor`` and ``merged`` (personas) and ``choices``
+        (field → "survivor" or "merged"); without one, None, None and {}."""
+        data = super().clean()
+        other = data.get("other")
+        survivor = merged = None
+        choices: dict[str, str] = {}
+        if other is not None:
+            if data.get("survivor") == str(other.pk):
+                survivor, merged = other, self.persona
+            else:
+                survivor, merged = self.persona, other
+            choices = {
+                key.removeprefix("choice_"): "merged" if value == str(merged.pk) else "survivor"
+                for key, value in self.data.items()
+                if key.startswith("choice_")
+            }
+        data.update(survivor=survivor, merged=merged, choices=choices)
+        return data
+
+    def candidates(self) -> list[Persona]:
+        """While no other persona is picked: up to ten the search finds, this one left out."""
+        q, other = self.cleaned_data["q"], self.cleaned_data["other"]
+        if not q or other is not None:
+            return []
+        search = search_candidates(user=self.user, query=q)
+        ids = [i for i in (search.ids or []) if i != self.persona.pk][:10]
+        return list(Persona.objects.filter(pk__in=ids))
+
+
+class SignupFormSettingsForm(forms.ModelForm):
+    fields_asked = forms.MultipleChoiceField(
+        label="Ask for",
+        choices=[
+            ("first_name", "First name"),
+            ("last_name", "Last name"),
+            ("email", "Email"),
+            ("birthday", "Birthday"),
+            ("favorite_store", "Favorite store"),
+        ],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="The mobile phone number is always asked.",
+    )
+
+    class Meta:
+        model = SignupForm
+        fields = [
+            "name",
+            "slug",
+            "store",
+            "fields_asked",
+            "enrolls_loyalty",
+            "ask_email_opt_in",
+            "ask_text_opt_in",
+            "email_double_opt_in",
+            "consent_text",
+            "is_active",
+        ]
+        labels = {
+            "enrolls_loyalty": "Enroll in loyalty",
+            "ask_email_opt_in": "Ask for email opt-in",
+            "ask_text_opt_in": "Ask for SMS opt-in",
+            "email_double_opt_in": "Email opt-in needs a confirmation link",
+            "consent_text": "Consent wording shown to the customer",
+            "is_active": "Accepting signups",
+        }
+        help_texts = {"slug": "Part of the public address: /signup/<slug>/"}
+
+
+class InviteForm(forms.Form):
+    email = forms.CharField(label="Email", max_length=254)  # the service checks and explains it
+    role = forms.ChoiceField(
+        label="Role",
+        choices=[("", "Choose a role")] + [(r, r) for r in ROLES],
+        error_messages={
+            "required": "Choose a role.",
+            "invalid_choice": "That is not a role. Choose one of: " + ", ".join(ROLES) + ".",
+        },
+    )

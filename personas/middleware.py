@@ -11,9 +11,9 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers
 
-# Every page of these apps may show or take a customer's data. Their public pages (the
-# wallet, the data controls, signup and email confirmation) are seen without a staff login.
-PRIVATE_APPS = frozenset({"personas", "imports", "flows"})
+# Every page of these apps may show or take a customer's data, the customers app's pages (the
+# wallet, the data controls, signup and email confirmation) without a staff login.
+PRIVATE_APPS = frozenset({"personas", "customers", "imports", "flows"})
 
 
 class NoStoreMiddleware:

@@ -141,7 +141,11 @@ def test_no_url_answers_nonsense_with_a_server_error(role, world):
     client = Client(raise_request_exception=True)
     if role == "customer":
         _customer_session(client, world)
-        for door in ("personas:wallet", "personas:wallet_verify", "personas:data_controls_verify"):
+        for door in (
+            "customers:wallet",
+            "customers:wallet_verify",
+            "customers:data_controls_verify",
+        ):
             assert client.get(reverse(door)).status_code == 200  # really inside each door
     elif role:
         client.force_login(make_user(role))

@@ -41,7 +41,7 @@ def test_example_7_spoofed_first_x_forwarded_for_does_not_reset_the_code_limit(s
     settings.PERSONAS_TRUSTED_PROXY_COUNT = 1
     settings.PERSONAS_TRUST_X_FORWARDED_FOR = True  # the switch the old code read
     limit, _ = settings.PERSONAS_CODE_RATE_PER_CLIENT
-    url = reverse("personas:data_controls")
+    url = reverse("customers:data_controls")
     attacker = Client(REMOTE_ADDR=PROXY)
     responses = [
         attacker.post(

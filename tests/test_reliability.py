@@ -8,11 +8,10 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django_tasks_db.models import DBTaskResult
 
 from flows import engine, services
@@ -24,6 +23,7 @@ from personas.models import AuditEvent, OutboundMessage
 from personas.services import changes
 from personas.services.changes import Actor, AttributeOp, Changeset
 from personas.tasks import send_outbound_message
+from tests.concurrency import raised, run_together
 from tests.personas.factories import OutboundMessageFactory, PersonaFactory
 from tests.worker import ROOT, database_url, run_worker_batch
 
@@ -34,28 +34,6 @@ pytestmark = [
         reason="row locks and several worker processes need PostgreSQL (run with DATABASE_URL)",
     ),
 ]
-
-
-def _threads(targets):
-    errors = []
-
-    def wrap(fn):
-        def run():
-            try:
-                fn()
-            except Exception as exc:  # collected and asserted on below
-                errors.append(exc)
-            finally:
-                connections.close_all()
-
-        return run
-
-    threads = [threading.Thread(target=wrap(t)) for t in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return errors
 
 
 def test_staff_edits_flow_steps_and_an_import_batch_on_one_persona_lose_nothing():
@@ -88,11 +66,9 @@ def test_staff_edits_flow_steps_and_an_import_batch_on_one_persona_lose_nothing(
     job.status = ImportJob.Status.PREVIEWED
     job.existing = "overwrite"
     job.save()
-    barrier = threading.Barrier(7)
 
     def staff(i):
         def go():
-            barrier.wait()
             changes.apply(
                 persona.pk,
                 Changeset(set=[AttributeOp(f"staff_{i}", i)]),
@@ -102,15 +78,12 @@ def test_staff_edits_flow_steps_and_an_import_batch_on_one_persona_lose_nothing(
         return go
 
     def flows():
-        barrier.wait()
         engine.advance_batch(run_ids)
 
     def importer():
-        barrier.wait()
         pipeline.run(job.pk)
 
-    errors = _threads([staff(i) for i in range(5)] + [flows, importer])
-    assert errors == []
+    assert raised(run_together(*[staff(i) for i in range(5)], flows, importer)) == []
     persona.refresh_from_db()
     keys = set(persona.attributes)
     assert {f"staff_{i}" for i in range(5)} <= keys

@@ -57,7 +57,7 @@ def test_hostile_csv_cells_are_stored_exactly_or_reported_and_pages_stay_escaped
 def test_hostile_webhook_bodies_change_nothing_and_never_fail(client, value):
     persona = PersonaFactory(phone="+12025550112", text_consent="pending")
     response = client.post(
-        reverse("personas:sms_inbound"),
+        reverse("customers:sms_inbound"),
         {"From": "+12025550112", "To": "+1", "Body": value, "MessageSid": f"SM{hash(value)}"},
     )
     assert response.status_code == 200
@@ -73,7 +73,7 @@ def test_hostile_signup_and_wallet_and_privacy_forms(value):
     SignupFormFactory(slug="web", fields_asked=["first_name", "last_name", "email"])
     c = Client()
     response = c.post(
-        reverse("personas:signup", args=["web"]),
+        reverse("customers:signup", args=["web"]),
         {"first_name": value, "last_name": value, "phone": "2025550113", "email": value},
     )
     assert response.status_code in (200, 302)
@@ -82,8 +82,8 @@ def test_hostile_signup_and_wallet_and_privacy_forms(value):
     if persona is not None:
         assert persona.first_name == value
     for url, data in (
-        (reverse("personas:wallet_start"), {"identifier": value}),
-        (reverse("personas:data_controls"), {"phone": value, "email": value}),
+        (reverse("customers:wallet_start"), {"identifier": value}),
+        (reverse("customers:data_controls"), {"phone": value, "email": value}),
     ):
         response = c.post(url, data)
         assert response.status_code in (200, 302, 429)

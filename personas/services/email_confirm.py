@@ -27,7 +27,7 @@ def confirmation_link(persona: Persona) -> str:
         compress=True,
     )
     base = settings.PERSONAS_PUBLIC_BASE_URL.rstrip("/") or "http://127.0.0.1:8000"
-    return f"{base}{reverse('personas:email_confirm', args=[token])}"
+    return f"{base}{reverse('customers:email_confirm', args=[token])}"
 
 
 def pending_for(token: str) -> Persona | None:

@@ -22,65 +22,16 @@ from personas.models import AuditEvent, OutboundMessage, Persona
 from personas.services import changes, privacy
 from personas.services.changes import Actor, Changeset, ConsentAction, ConsentOp
 from tests.conftest import make_user
+from tests.flows.factories import DESIGN_EXAMPLE, published_flow
 from tests.personas.factories import PersonaFactory, SignupFormFactory
 
 pytestmark = pytest.mark.django_db
 
-DESIGN_EXAMPLE = {
-    "description": "VIP tagging",
-    "initial_state": "mark_vip",
-    "states": [
-        {
-            "name": "mark_vip",
-            "type": "persona-update",
-            "properties": {
-                "add": [{"key": "vip_status", "value": "false"}],
-                "set": [
-                    {"key": "vip_status", "value": "true"},
-                    {"key": "current_flow_step", "value": "post purchase"},
-                ],
-                "remove": [{"key": "temp_flag"}],
-                "force_opt_out": ["voice"],
-            },
-            "transitions": [{"event": "next", "next": "look_up_profile_1"}],
-        },
-        {
-            "name": "look_up_profile_1",
-            "type": "look-up-profile",
-            "properties": {"identifier": "{{trigger.persona.phone}}"},
-            "transitions": [
-                {"event": "profileFound", "next": "update_traits"},
-                {"event": "profileNotFound"},
-                {"event": "failed"},
-            ],
-        },
-        {
-            "name": "update_traits",
-            "type": "update-profile-traits",
-            "properties": {
-                "profile_connect_sid": "{{widgets.look_up_profile_1.ProfileData.profileConnectSid}}",  # noqa: E501
-                "traits": [{"key": "callback_number", "value": "{{trigger.persona.phone}}"}],
-            },
-            "transitions": [
-                {"event": "profileUpdated"},
-                {"event": "profileNotFound"},
-                {"event": "failed"},
-            ],
-        },
-    ],
-}
-
 
 def _flow(definition, trigger=None, reentry="each") -> Flow:
-    flow = Flow.objects.create(
-        name=f"F{Flow.objects.count()}",
-        definition=copy.deepcopy(definition),
-        trigger=trigger or {"type": "manual"},
-        reentry=reentry,
+    return published_flow(
+        definition, name=f"F{Flow.objects.count()}", trigger=trigger, reentry=reentry
     )
-    services.publish(flow, user=None)
-    flow.refresh_from_db()
-    return flow
 
 
 def _run(flow, persona) -> FlowRun:
@@ -639,15 +590,16 @@ def test_step_drawer_deletes_a_step_and_moves_the_start(client):
     assert "Make it the first step" not in client.get(first).content.decode()  # it already is
     other = reverse("flows:step_edit", args=[flow.pk, "look_up_profile_1"])
     assert "Make it the first step" in client.get(other).content.decode()
-    client.post(other, {"first": "1"})
+    client.post(reverse("flows:step_first", args=[flow.pk, "look_up_profile_1"]), {"first": "1"})
     flow.refresh_from_db()
     assert flow.definition["initial_state"] == "look_up_profile_1"
     # Without JavaScript the button asks first (htmx's confirm dialog sends "confirmed").
-    asked = client.post(other, {"delete": "1"}).content.decode()
+    delete = reverse("flows:step_delete", args=[flow.pk, "look_up_profile_1"])
+    asked = client.post(delete, {"delete": "1"}).content.decode()
     assert "Yes, delete the step" in asked and 'name="confirmed"' in asked
     flow.refresh_from_db()
     assert len(flow.definition["states"]) == 3
-    client.post(other, {"delete": "1", "confirmed": "1"})
+    client.post(delete, {"delete": "1", "confirmed": "1"})
     flow.refresh_from_db()
     assert [s["name"] for s in flow.definition["states"]] == ["mark_vip", "update_traits"]
     assert flow.definition["states"][0]["transitions"] == [{"event": "next"}]  # now ends there
@@ -663,12 +615,15 @@ def test_steps_of_an_archived_flow_are_read_only_with_a_message_not_an_error(cli
     url = reverse("flows:step_edit", args=[flow.pk, "mark_vip"])
     page = client.get(url).content.decode()
     assert "can be read but not changed" in page and "Delete step" not in page
-    for data in (
-        {"delete": "1", "confirmed": "1"},
-        {"first": "1"},
-        {"name": "renamed", "set": "a = b"},
+    for target, data in (
+        (
+            reverse("flows:step_delete", args=[flow.pk, "mark_vip"]),
+            {"delete": "1", "confirmed": "1"},
+        ),
+        (reverse("flows:step_first", args=[flow.pk, "mark_vip"]), {"first": "1"}),
+        (url, {"name": "renamed", "set": "a = b"}),
     ):
-        response = client.post(url, data)
+        response = client.post(target, data)
         assert response.status_code == 200
         assert "An archived flow cannot be edited." in response.content.decode(), data
     flow.refresh_from_db()

@@ -14,6 +14,7 @@ from flows.tasks import run_enrolment
 from personas.models import Persona
 from personas.selectors import ListQuery
 from tests.conftest import make_user
+from tests.flows.factories import published_flow
 from tests.personas.factories import PersonaFactory
 
 pytestmark = pytest.mark.django_db
@@ -34,12 +35,7 @@ ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 
 def _flow(name: str = "VIP lifecycle", reentry: str = "once") -> Flow:
-    flow = Flow.objects.create(
-        name=name, definition=VIP, trigger={"type": "manual"}, reentry=reentry
-    )
-    services.publish(flow, user=None)
-    flow.refresh_from_db()
-    return flow
+    return published_flow(VIP, name=name, reentry=reentry)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from flows import services, templating
+from flows import examples, services, templating
 from flows.definition import validate
 from flows.models import Flow, FlowStepLog
 from tests.conftest import make_user
@@ -439,7 +439,8 @@ STUDIO = __import__("pathlib").Path(__file__).parent / "studio"
 def test_example_8_a_studio_export_imports_as_it_is_and_exports_back_unchanged(fixture):
     import json
 
-    text = (STUDIO / fixture).read_text()
+    folder = examples.FOLDER if fixture == "design_example.json" else STUDIO
+    text = (folder / fixture).read_text()
     flow, _notes = services.import_studio(text, user=None)
     assert validate(flow.definition) == []
     services.publish(flow, user=None)

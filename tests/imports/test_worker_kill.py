@@ -15,7 +15,7 @@ from django.db.models import Count
 
 from imports import services
 from imports.models import ImportJob
-from imports.pipeline import stale_jobs
+from imports.selectors import stale_jobs
 from imports.tasks import run_import
 from personas.models import AuditEvent, Persona
 from tests.worker import ROOT, database_url, run_worker_batch

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from personas.models import AuditEvent, Persona
 from personas.services import changes
 from personas.services.changes import Actor, AttributeOp, Changeset, StaleEditError
+from tests.concurrency import raised, run_together
 from tests.personas.factories import PersonaFactory
 
 pytestmark = [
@@ -21,35 +20,11 @@ pytestmark = [
 ]
 
 
-def _run_threads(targets):
-    errors = []
-
-    def wrap(fn):
-        def run():
-            try:
-                fn()
-            except Exception as exc:  # collected and asserted on below
-                errors.append(exc)
-            finally:
-                connections.close_all()
-
-        return run
-
-    threads = [threading.Thread(target=wrap(t)) for t in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return errors
-
-
 def test_two_concurrent_edits_of_different_attributes_both_survive():
     persona = PersonaFactory(attributes={})
-    barrier = threading.Barrier(20)
 
     def edit(i):
         def go():
-            barrier.wait()
             changes.apply(
                 persona.pk,
                 Changeset(set=[AttributeOp(f"k{i}", i)], expected={f"attr:k{i}": None}),
@@ -58,7 +33,7 @@ def test_two_concurrent_edits_of_different_attributes_both_survive():
 
         return go
 
-    errors = _run_threads([edit(i) for i in range(20)])
+    errors = raised(run_together(*[edit(i) for i in range(20)]))
     assert errors == []
     persona = Persona.objects.get(pk=persona.pk)
     assert persona.attributes == {f"k{i}": i for i in range(20)}
@@ -68,11 +43,9 @@ def test_two_concurrent_edits_of_different_attributes_both_survive():
 
 def test_a_stale_edit_of_the_same_attribute_is_refused():
     persona = PersonaFactory(attributes={"tier": "silver"})
-    barrier = threading.Barrier(2)
 
     def edit(value):
         def go():
-            barrier.wait()
             changes.apply(
                 persona.pk,
                 Changeset(set=[AttributeOp("tier", value)], expected={"attr:tier": "silver"}),
@@ -81,7 +54,7 @@ def test_a_stale_edit_of_the_same_attribute_is_refused():
 
         return go
 
-    errors = _run_threads([edit("gold"), edit("bronze")])
+    errors = raised(run_together(edit("gold"), edit("bronze")))
     assert len(errors) == 1 and isinstance(errors[0], StaleEditError)
     persona = Persona.objects.get(pk=persona.pk)
     winner = persona.attributes["tier"]

@@ -121,10 +121,10 @@ def test_example_4_any_other_reply_to_a_pending_request_gets_one_answer():
 def test_example_5_wallet_signed_in_by_email_turns_text_on_as_a_double_opt_in():
     persona = PersonaFactory(phone=A_PHONE, email="sam@example.com")
     c = Client()
-    c.post(reverse("personas:wallet_start"), {"identifier": "sam@example.com"})
+    c.post(reverse("customers:wallet_start"), {"identifier": "sam@example.com"})
     code = re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
-    c.post(reverse("personas:wallet_verify"), {"email": code})
-    page = c.post(reverse("personas:wallet_consent", args=["text"]), {"value": "on"}, follow=True)
+    c.post(reverse("customers:wallet_verify"), {"email": code})
+    page = c.post(reverse("customers:wallet_consent", args=["text"]), {"value": "on"}, follow=True)
     persona.refresh_from_db()
     assert persona.text_consent == "pending"
     assert "Reply YES" in page.content.decode()
@@ -134,10 +134,10 @@ def test_example_5_wallet_signed_in_by_email_turns_text_on_as_a_double_opt_in():
 def test_example_5_wallet_signed_in_by_a_code_to_the_phone_turns_text_on_at_once():
     persona = PersonaFactory(phone=A_PHONE)
     c = Client()
-    c.post(reverse("personas:wallet_start"), {"identifier": A_PHONE})
+    c.post(reverse("customers:wallet_start"), {"identifier": A_PHONE})
     code = re.search(r"\b(\d{6})\b", LocmemBackend.outbox[-1]["body"]).group(1)
-    c.post(reverse("personas:wallet_verify"), {"phone": code})
-    c.post(reverse("personas:wallet_consent", args=["text"]), {"value": "on"})
+    c.post(reverse("customers:wallet_verify"), {"phone": code})
+    c.post(reverse("customers:wallet_consent", args=["text"]), {"value": "on"})
     persona.refresh_from_db()
     assert persona.text_consent == "opted_in"
 
@@ -390,10 +390,10 @@ def test_a_signup_form_may_take_email_opt_ins_without_a_link():
 def test_wallet_signed_in_by_phone_turns_email_on_with_a_confirmation_link():
     persona = PersonaFactory(phone=A_PHONE, email="sam@example.com")
     c = Client()
-    c.post(reverse("personas:wallet_start"), {"identifier": A_PHONE})
+    c.post(reverse("customers:wallet_start"), {"identifier": A_PHONE})
     code = re.search(r"\b(\d{6})\b", LocmemBackend.outbox[-1]["body"]).group(1)
-    c.post(reverse("personas:wallet_verify"), {"phone": code})
-    c.post(reverse("personas:wallet_consent", args=["email"]), {"value": "on"})
+    c.post(reverse("customers:wallet_verify"), {"phone": code})
+    c.post(reverse("customers:wallet_consent", args=["email"]), {"value": "on"})
     persona.refresh_from_db()
     assert persona.email_consent == "pending"
 

@@ -3,16 +3,14 @@ nothing is half-done (runs on SQLite and PostgreSQL, each thread on its own conn
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connections
 from django.db.models import Sum
 
 from personas.models import MergeRecord, Persona, PointsEntry
 from personas.services import changes, merge
 from personas.services.changes import Actor, Changeset, PointsOp
 from personas.services.merge import MergeError
+from tests.concurrency import run_together
 from tests.conftest import make_user
 from tests.personas.factories import PersonaFactory
 
@@ -26,23 +24,11 @@ def test_concurrent_merges_of_the_same_persona_one_wins():
             p, Changeset(points=[PointsOp(PointsEntry.Kind.ADJUST, 100, "t")]), Actor.system()
         )
     user = make_user("Manager")
-    barrier = threading.Barrier(2)
-    results: list[object] = []
 
-    def run(survivor):
-        try:
-            barrier.wait()
-            results.append(merge.merge(survivor.pk, c.pk, actor=Actor.staff(user)))
-        except Exception as exc:  # collected and asserted below
-            results.append(exc)
-        finally:
-            connections.close_all()
+    def merge_into(survivor):
+        return lambda: merge.merge(survivor.pk, c.pk, actor=Actor.staff(user))
 
-    threads = [threading.Thread(target=run, args=(s,)) for s in (a, b)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_together(merge_into(a), merge_into(b))
     wins = [r for r in results if isinstance(r, MergeRecord)]
     errors = [r for r in results if isinstance(r, Exception)]
     assert len(wins) == 1 and len(errors) == 1, results

@@ -1,19 +1,16 @@
-"""Consent and messaging: backends, double opt-in, the SMS webhook, quiet hours, expiry,
-signup forms, the wallet and the consent exports."""
+"""Consent and messaging: backends, double opt-in, inbound texts, quiet hours, expiry, signup
+form settings and the consent exports. (The customer's own pages: tests/customers/.)"""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import io
-import re
 
 import pytest
-from django.core import mail
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
-from twilio.request_validator import RequestValidator
 
 from personas import messaging
 from personas.messaging.backends import LocmemBackend
@@ -37,8 +34,6 @@ from personas.services.changes import (
 from tests.conftest import make_user
 from tests.personas.factories import (
     PersonaFactory,
-    PurchaseFactory,
-    SignupFormFactory,
     StoreFactory,
 )
 
@@ -60,7 +55,7 @@ def _pending_persona(**kw):
 
 def _post(client, body, sid, from_=PHONE, **headers):
     return client.post(
-        reverse("personas:sms_inbound"),
+        reverse("customers:sms_inbound"),
         {"From": from_, "To": "+12025550000", "Body": body, "MessageSid": sid},
         **headers,
     )
@@ -163,7 +158,7 @@ def test_pending_double_opt_in_expires():
 
 
 # ---------------------------------------------------------------------------------------------
-# Inbound webhook
+# Inbound texts (through the webhook)
 
 
 @pytest.mark.parametrize("body", ["YES", "yes", " Y ", "y e s", "Yes\n"])
@@ -235,110 +230,8 @@ def test_the_same_webhook_delivered_twice_is_applied_once(client):
     assert InboundMessage.objects.count() == 2
 
 
-def test_twilio_signature_is_required_when_twilio_is_on(client, settings):
-    settings.SMS_BACKEND = "personas.messaging.backends.TwilioBackend"
-    settings.SMS_VERIFY_SIGNATURES = True
-    settings.TWILIO_AUTH_TOKEN = "test-token-123"
-    persona = _pending_persona()
-    assert _post(client, "STOP", "SM8").status_code == 403
-    assert _post(client, "STOP", "SM8", HTTP_X_TWILIO_SIGNATURE="bad").status_code == 403
-    persona.refresh_from_db()
-    assert persona.text_consent == "pending" and not InboundMessage.objects.exists()
-    params = {"From": PHONE, "To": "+12025550000", "Body": "STOP", "MessageSid": "SM8"}
-    url = "http://testserver" + reverse("personas:sms_inbound")
-    signature = RequestValidator("test-token-123").compute_signature(url, params)
-    response = _post(client, "STOP", "SM8", HTTP_X_TWILIO_SIGNATURE=signature)
-    assert response.status_code == 200
-    persona.refresh_from_db()
-    assert persona.text_consent == "opted_out"
-
-
-def test_webhook_refuses_a_post_without_a_message_id(client):
-    response = client.post(reverse("personas:sms_inbound"), {"From": PHONE, "Body": "YES"})
-    assert response.status_code == 400
-
-
 # ---------------------------------------------------------------------------------------------
-# Signup forms
-
-
-def test_public_signup_creates_a_persona_with_the_form_as_source_and_store_precedence():
-    store = StoreFactory(name="Harbor")
-    form = SignupFormFactory(
-        slug="harbor",
-        store=store,
-        fields_asked=["first_name", "last_name", "email", "favorite_store"],
-    )
-    c = Client()
-    response = c.post(
-        reverse("personas:signup", args=["harbor"]),
-        {
-            "first_name": "Mara",
-            "last_name": "Vale",
-            "phone": "(202) 555-0142",
-            "email": "Mara@Example.com",
-            "email_opt_in": "on",
-            "text_opt_in": "on",
-        },
-    )
-    assert response.status_code == 302
-    persona = Persona.objects.get(phone=PHONE)
-    assert persona.entry_source == "signup_form" and persona.signup_form == form
-    # Nobody proved either address on a public form: each opt-in waits for its confirmation.
-    assert persona.email == "mara@example.com" and persona.email_consent == "pending"
-    assert persona.text_consent == "pending"
-    assert persona.favorite_store == store and persona.favorite_store_source == "signup_form"
-    assert persona.loyalty_enrolled
-
-
-def test_signup_of_an_existing_customer_changes_nothing_of_them_without_proof():
-    app_store = StoreFactory(name="App pick")
-    persona = PersonaFactory(
-        phone=PHONE,
-        first_name="",
-        email_consent="opted_in",
-        text_consent="opted_in",
-        favorite_store=app_store,
-        favorite_store_source="wallet",
-    )
-    SignupFormFactory(slug="kiosk", store=StoreFactory(name="Kiosk"))
-    Client().post(
-        reverse("personas:signup", args=["kiosk"]), {"first_name": "Nia", "phone": "202-555-0142"}
-    )
-    persona.refresh_from_db()
-    assert Persona.objects.count() == 1
-    assert persona.first_name == ""  # nobody proved the phone: nothing of the customer changes
-    assert (persona.email_consent, persona.text_consent) == ("opted_in", "opted_in")
-    assert persona.favorite_store == app_store  # wallet beats signup form
-
-
-def test_signup_honeypot_rate_limit_and_csrf(settings):
-    SignupFormFactory(slug="web")
-    url = reverse("personas:signup", args=["web"])
-    Client().post(url, {"first_name": "Bot", "phone": PHONE, "website": "http://spam"})
-    assert not Persona.objects.exists()
-    assert Client(enforce_csrf_checks=True).post(url, {"phone": PHONE}).status_code == 403
-    settings.PERSONAS_SIGNUP_RATE_PER_CLIENT = (2, 3600)
-    from django.core.cache import cache
-
-    cache.clear()
-    c = Client()
-    codes = [
-        c.post(url, {"first_name": "A", "phone": f"+1202555{n:04d}"}).status_code for n in range(3)
-    ]
-    assert codes == [302, 302, 429]
-
-
-def test_signup_with_a_blocklisted_phone_thanks_without_saying_why():
-    from personas.models import BlocklistEntry
-    from personas.services import privacy
-
-    privacy.blocklist([privacy.Identifier("phone", PHONE)], reason=BlocklistEntry.Reason.LEGAL)
-    SignupFormFactory(slug="web")
-    response = Client().post(
-        reverse("personas:signup", args=["web"]), {"first_name": "X", "phone": PHONE}
-    )
-    assert response.status_code == 302 and not Persona.objects.exists()
+# Signup form settings
 
 
 def test_settings_signup_forms_need_the_settings_capability(client):
@@ -359,69 +252,7 @@ def test_settings_signup_forms_need_the_settings_capability(client):
         },
     )
     assert response.status_code == 302
-    assert Client().get(reverse("personas:signup", args=["tablet"])).status_code == 200
-
-
-# ---------------------------------------------------------------------------------------------
-# Wallet
-
-
-def _wallet_sign_in(c: Client, identifier=PHONE) -> None:
-    c.post(reverse("personas:wallet_start"), {"identifier": identifier})
-    code = re.search(r"\b(\d{6})\b", LocmemBackend.outbox[-1]["body"]).group(1)
-    c.post(reverse("personas:wallet_verify"), {"phone": code})
-
-
-def test_wallet_sign_in_shows_points_and_sets_the_store_and_push():
-    store = StoreFactory(name="Riverside")
-    persona = PersonaFactory(phone=PHONE, points_balance=420)
-    PurchaseFactory(persona=persona, store=store)
-    c = Client()
-    _wallet_sign_in(c)
-    page = c.get(reverse("personas:wallet")).content.decode()
-    assert "420" in page and "Riverside" in page
-    c.post(reverse("personas:wallet_store"), {"store": store.pk})
-    c.post(reverse("personas:wallet_consent", args=["push"]), {"value": "on"})
-    persona.refresh_from_db()
-    assert persona.favorite_store == store and persona.favorite_store_source == "wallet"
-    assert persona.push_consent == "opted_in"  # only the customer can do this
-    # A later import cannot override the wallet's store.
-    changes.apply(
-        persona, Changeset(favorite_store=(StoreFactory().pk, "import")), Actor.import_row(1, 2)
-    )
-    persona.refresh_from_db()
-    assert persona.favorite_store == store
-
-
-def test_wallet_code_attempts_and_expiry():
-    PersonaFactory(phone=PHONE)
-    c = Client()
-    c.post(reverse("personas:wallet_start"), {"identifier": PHONE})
-    for _ in range(5):
-        c.post(reverse("personas:wallet_verify"), {"phone": "000000"})
-    code = re.search(r"\b(\d{6})\b", LocmemBackend.outbox[-1]["body"]).group(1)
-    page = c.post(reverse("personas:wallet_verify"), {"phone": code}).content.decode()
-    assert "Too many wrong codes" in page
-    assert c.get(reverse("personas:wallet")).status_code == 302
-
-    from personas.models import VerificationChallenge
-
-    c2 = Client()
-    c2.post(reverse("personas:wallet_start"), {"identifier": PHONE})
-    code = re.search(r"\b(\d{6})\b", LocmemBackend.outbox[-1]["body"]).group(1)
-    VerificationChallenge.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
-    page = c2.post(reverse("personas:wallet_verify"), {"phone": code}).content.decode()
-    assert "expired" in page
-    assert c2.get(reverse("personas:wallet")).status_code == 302
-
-
-def test_wallet_by_email_code(settings):
-    PersonaFactory(email="walleter@example.com", phone=None)
-    c = Client()
-    c.post(reverse("personas:wallet_start"), {"identifier": "Walleter@example.com"})
-    code = re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
-    c.post(reverse("personas:wallet_verify"), {"email": code})
-    assert c.get(reverse("personas:wallet")).status_code == 200
+    assert Client().get(reverse("customers:signup", args=["tablet"])).status_code == 200
 
 
 # ---------------------------------------------------------------------------------------------
@@ -455,18 +286,3 @@ def test_exports_never_include_hidden_personas(client):
     client.force_login(make_user("Owner"))
     body = b"".join(client.get(reverse("personas:export")).streaming_content).decode()
     assert "Visible" in body and "Hidden" not in body
-
-
-def test_public_forms_bring_up_the_right_phone_keyboard_and_autofill():
-    """Customers fill these in on their phones: each input says what it holds."""
-    SignupFormFactory(slug="kiosk", fields_asked=["first_name", "last_name", "email", "birthday"])
-    html = Client().get(reverse("personas:signup", args=["kiosk"])).content.decode()
-    inputs = {m.group(1): m.group(0) for m in re.finditer(r'<input[^>]*name="(\w+)"[^>]*>', html)}
-    assert 'autocomplete="given-name"' in inputs["first_name"]
-    assert 'autocomplete="family-name"' in inputs["last_name"]
-    assert 'type="tel"' in inputs["phone"] and 'autocomplete="tel"' in inputs["phone"]
-    assert 'type="email"' in inputs["email"] and 'autocomplete="email"' in inputs["email"]
-    assert 'type="date"' in inputs["birthday"] and 'autocomplete="bday"' in inputs["birthday"]
-    html = Client().get(reverse("personas:data_controls")).content.decode()
-    assert re.search(r'<input[^>]*name="phone"[^>]*inputmode="tel"', html)
-    assert re.search(r'<input[^>]*type="email"[^>]*name="email"[^>]*autocomplete="email"', html)

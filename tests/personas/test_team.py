@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -13,13 +12,14 @@ from django.contrib.auth.models import Group
 from django.contrib.sessions.models import Session
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from personas.models import TeamChange
 from personas.roles import PRIVACY_GROUP, ROLES, sync_role_groups
 from personas.services import team as team_service
+from tests.concurrency import raised, run_together
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
@@ -475,31 +475,18 @@ def test_a_link_stops_working_when_the_member_is_deactivated(owner_client):
 @pytest.mark.parametrize("action", ["demote", "deactivate"])
 def test_two_owners_removing_each_other_at_once_leave_one_owner(action):
     jane, bo = make_user("Owner", username="jane"), make_user("Owner", username="bo")
-    barrier = threading.Barrier(2)
-    outcomes: list[str] = []
 
     def remove(target, actor):
         def go():
-            barrier.wait()
-            try:
-                if action == "demote":
-                    team_service.change_role(user=target, role="Staff", actor=actor)
-                else:
-                    team_service.deactivate(user=target, actor=actor)
-                outcomes.append("done")
-            except ValidationError:
-                outcomes.append("refused")
-            finally:
-                connections.close_all()
+            if action == "demote":
+                return team_service.change_role(user=target, role="Staff", actor=actor)
+            return team_service.deactivate(user=target, actor=actor)
 
-        return threading.Thread(target=go)
+        return go
 
-    threads = [remove(bo, jane), remove(jane, bo)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(outcomes) == ["done", "refused"]
+    outcomes = run_together(remove(bo, jane), remove(jane, bo))
+    refused = raised(outcomes)
+    assert len(refused) == 1 and isinstance(refused[0], ValidationError), outcomes
     assert User.objects.filter(is_active=True, groups__name="Owner").count() == 1
     assert TeamChange.objects.count() == 1
 

@@ -23,7 +23,7 @@ from imports.models import ImportJob
 from personas.middleware import NoStoreMiddleware
 from personas.models import Persona
 from personas.selectors import attribute_keys
-from personas.views_signup import EXPORT_COLUMNS
+from personas.views.exports import EXPORT_COLUMNS
 from tests.conftest import make_user
 from tests.flows.factories import published_flow_with_run, uploaded_import
 from tests.personas.factories import PersonaFactory, SignupFormFactory
@@ -501,17 +501,17 @@ def test_the_customers_own_pages_are_never_stored(world):
     customer = Client()
     form = world["form"]
     for url in [
-        reverse("personas:wallet"),  # not signed in: off to the sign-in
-        reverse("personas:wallet_start"),
-        reverse("personas:data_controls"),
-        reverse("personas:signup", args=[form.slug]),
-        reverse("personas:signup_done", args=[form.slug]),
+        reverse("customers:wallet"),  # not signed in: off to the sign-in
+        reverse("customers:wallet_start"),
+        reverse("customers:data_controls"),
+        reverse("customers:signup", args=[form.slug]),
+        reverse("customers:signup_done", args=[form.slug]),
     ]:
         assert "no-store" in customer.get(url)["Cache-Control"], url
-    customer.post(reverse("personas:wallet_start"), {"identifier": "door@example.com"})
+    customer.post(reverse("customers:wallet_start"), {"identifier": "door@example.com"})
     code = re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
-    customer.post(reverse("personas:wallet_verify"), {"email": code})
-    response = customer.get(reverse("personas:wallet"))
+    customer.post(reverse("customers:wallet_verify"), {"email": code})
+    response = customer.get(reverse("customers:wallet"))
     assert f"Hi {world['persona'].first_name}!" in response.content.decode()
     assert "no-store" in response["Cache-Control"]
 

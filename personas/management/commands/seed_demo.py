@@ -8,10 +8,13 @@ from tuples; each generated persona gets a "created" audit event naming the demo
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import time
 from decimal import Decimal
+from pathlib import Path
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
@@ -19,8 +22,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from personas.models import (
+    ADDRESS_CHANNELS,
     AuditEvent,
     ConsentState,
+    ContactConsent,
     EntrySource,
     FavoriteStoreSource,
     Persona,
@@ -32,6 +37,8 @@ from personas.models import (
 )
 from personas.normalize import name_key
 from personas.roles import PRIVACY_GROUP, ROLES, sync_role_groups
+from personas.services.changes import Actor, Changeset, create
+from personas.services.consent import address_digest, address_of
 from personas.services.phone_index import index_phones
 
 DEMO_PASSWORD = "personas-demo-2026"  # noqa: S105 - documented demo password, dev only
@@ -100,8 +107,6 @@ class Command(BaseCommand):
 
     def _duplicates(self) -> int:
         """A few likely duplicates for the "Possible duplicates" page, made through the service."""
-        from personas.services.changes import Actor, Changeset, create
-
         actor = Actor.system("Demo data")
         made = 0
         for first, last, phone_a, phone_b, email_b in (
@@ -128,64 +133,19 @@ class Command(BaseCommand):
         return made
 
     def _demo_flow(self) -> None:
-        """A draft flow to look at (the design's example); personas does not import flows."""
-        from django.apps import apps
+        """A draft flow to look at: the design's example, from the file the flow tests run
+        (flows/examples/design_example.json). Personas does not import flows."""
 
         if not apps.is_installed("flows"):
             return
         Flow = apps.get_model("flows", "Flow")
         if Flow.objects.filter(name="VIP tagging (example)").exists():
             return
+        example = Path(apps.get_app_config("flows").path) / "examples" / "design_example.json"
         Flow.objects.create(
             name="VIP tagging (example)",
             trigger={"type": "manual"},
-            definition={
-                "description": "VIP tagging",
-                "initial_state": "mark_vip",
-                "states": [
-                    {
-                        "name": "mark_vip",
-                        "type": "persona-update",
-                        "properties": {
-                            "add": [{"key": "vip_status", "value": "false"}],
-                            "set": [
-                                {"key": "vip_status", "value": "true"},
-                                {"key": "current_flow_step", "value": "post purchase"},
-                            ],
-                            "remove": [{"key": "temp_flag"}],
-                            "force_opt_out": ["voice"],
-                        },
-                        "transitions": [{"event": "next", "next": "look_up_profile_1"}],
-                    },
-                    {
-                        "name": "look_up_profile_1",
-                        "type": "look-up-profile",
-                        "properties": {"identifier": "{{trigger.persona.phone}}"},
-                        "transitions": [
-                            {"event": "profileFound", "next": "update_traits"},
-                            {"event": "profileNotFound"},
-                            {"event": "failed"},
-                        ],
-                    },
-                    {
-                        "name": "update_traits",
-                        "type": "update-profile-traits",
-                        "properties": {
-                            "profile_connect_sid": (
-                                "{{widgets.look_up_profile_1.ProfileData.profileConnectSid}}"
-                            ),
-                            "traits": [
-                                {"key": "callback_number", "value": "{{trigger.persona.phone}}"}
-                            ],
-                        },
-                        "transitions": [
-                            {"event": "profileUpdated"},
-                            {"event": "profileNotFound"},
-                            {"event": "failed"},
-                        ],
-                    },
-                ],
-            },
+            definition=json.loads(example.read_text()),
         )
 
     def _users(self, *, quiet: bool) -> None:
@@ -319,9 +279,6 @@ class Command(BaseCommand):
     def _address_records(self, personas, now) -> None:
         """Consent belongs to the address: each demo consent is its phone's or email's record
         (the personas written directly above mirror them, as the service keeps them)."""
-        from personas.models import ADDRESS_CHANNELS, ContactConsent
-        from personas.services.consent import address_digest, address_of
-
         rows = []
         for persona in personas:
             for channel in ADDRESS_CHANNELS:

@@ -16,17 +16,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
-from django_htmx.http import (
-    HttpResponseClientRedirect,
-    HttpResponseClientRefresh,
-    push_url,
-    replace_url,
-)
+from django_htmx.http import HttpResponseClientRefresh, push_url, replace_url
 
-from . import search_memo, selectors
-from .forms import (
+from .. import search_memo, selectors, tabs
+from ..forms import (
     ATTRIBUTE_TYPES,
     ArchiveForm,
     ListFilterForm,
@@ -35,10 +29,11 @@ from .forms import (
     TraitsForm,
     seen_snapshot,
 )
-from .models import Channel, ConsentState, MergeRecord, PointsEntry, SignupForm, Store
-from .roles import Cap, has_cap, require_cap
-from .services import changes
-from .services.changes import (
+from ..htmx import client_redirect, drawer, is_partial
+from ..models import Channel, ConsentState, MergeRecord, PointsEntry, SignupForm, Store
+from ..roles import Cap, require_cap
+from ..services import changes
+from ..services.changes import (
     Actor,
     Changeset,
     ConsentAction,
@@ -46,42 +41,17 @@ from .services.changes import (
     DuplicatePersonaError,
     PointsOp,
 )
+from ..services.merge import duplicate_hint
+from . import back_to
+from .merge import merge_lookup_redirect
 
-TABS = {
+# The profile's own tabs; apps add theirs after these (personas.tabs).
+OWN_TABS = {
     "general": "General",
     "points": "Points",
     "purchases": "Purchases",
     "activity": "Activity",
-    "flows": "Flows",
 }
-
-
-def back_to(request: HttpRequest, fallback: str) -> str:
-    """Where a form's ``next`` field asks to go after a POST: a path on this site, else
-    ``fallback`` (never another site, never a view name to reverse)."""
-    target = request.POST.get("next", "")
-    if target.startswith("/") and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return fallback
-
-
-def _is_partial(request: HttpRequest) -> bool:
-    """An htmx request that swaps a fragment. Not a boosted link, and not Back or Forward to
-    an address htmx pushed: the history cache is off (no personal data in localStorage), so
-    htmx then asks for the page itself and must get all of it, not the fragment."""
-    htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
-
-
-def _drawer(
-    request: HttpRequest, *, title: str, body: str, context: dict[str, Any], close_url: str
-) -> HttpResponse:
-    ctx = {**context, "title": title, "body_template": body, "close_url": close_url}
-    if _is_partial(request):
-        return render(request, "components/drawer_response.html", ctx)
-    return render(request, "components/drawer_page.html", ctx)
 
 
 def _error_text(exc: ValidationError) -> list[str]:
@@ -99,8 +69,6 @@ def persona_list(request: HttpRequest) -> HttpResponse:
     form = ListFilterForm(search.data)
     lq = form.to_query()
     if lq.q.strip().lower().startswith("merge:"):
-        from .views_merge import merge_lookup_redirect
-
         return merge_lookup_redirect(request, lq.q.strip()[6:])
     if search.expired:
         messages.info(request, "That search has expired. Search again.")
@@ -114,14 +82,14 @@ def persona_list(request: HttpRequest) -> HttpResponse:
     if (
         search.typed  # a search just submitted; never a reload or Back (that would bounce)
         and page.search.exact_id
-        and not _is_partial(request)
+        and not is_partial(request)
         and not lq.cursor
         and len(page.personas) == 1
         and page.personas[0].pk == page.search.exact_id
     ):
         messages.info(request, f"Found by {page.search.kind}.")
         return redirect("personas:detail", pk=page.search.exact_id)
-    if request.method == "POST" and not _is_partial(request):
+    if request.method == "POST" and not is_partial(request):
         # Without JavaScript the form posts; redirect so the address keeps only the token.
         return redirect(f"{base}?{params.urlencode()}" if params else base)
     archived_matches = 0
@@ -141,7 +109,7 @@ def persona_list(request: HttpRequest) -> HttpResponse:
             [lq.entry_source, lq.loyalty, lq.consent, lq.store, lq.attr_key, lq.created_from]
         ),
     }
-    if _is_partial(request):
+    if is_partial(request):
         context["fragment"] = True  # the export link follows the search out of band
         response = render(request, "personas/persona_list.html#results", context)
         # A page of results is a step Back can return to; each keystroke of a search is not.
@@ -201,15 +169,15 @@ def persona_create(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Persona {persona.display_name} created.{note}")
             for warning in result.warnings:  # e.g. a placeholder phone left out
                 messages.warning(request, warning)
-            if _is_partial(request):  # from the slide-out: the whole page goes to the persona
-                return HttpResponseClientRedirect(persona.get_absolute_url())
+            if is_partial(request):  # from the slide-out: the whole page goes to the persona
+                return client_redirect(persona.get_absolute_url())
             return redirect(persona)
     context = {
         "form": form,
         "duplicate": duplicate,
         "signup_forms": SignupForm.objects.filter(is_active=True).exists(),
     }
-    return _drawer(
+    return drawer(
         request,
         title="New persona",
         body="personas/_create_form.html",
@@ -237,18 +205,17 @@ def _attach_errors(form: Any, exc: ValidationError) -> None:
 @require_http_methods(["GET"])
 def persona_detail(request: HttpRequest, pk: int, tab: str = "general") -> HttpResponse:
     persona = selectors.persona_for_staff(user=request.user, pk=pk)
+    added = tabs.registered_tabs()
     context: dict[str, Any] = {
         "persona": persona,
         "tab": tab,
-        "tabs": TABS,
+        "tabs": {**OWN_TABS, **{name: added_tab.label for name, added_tab in added.items()}},
         "consent_rows": _consent_rows(persona),
     }
     if tab == "general":
         context["attributes"] = sorted((persona.attributes or {}).items())
         context["purchases"] = selectors.purchase_summary(persona)
         if persona.status == "active":
-            from .services.merge import duplicate_hint
-
             context["duplicate_hint"] = duplicate_hint(persona)
     elif tab == "points":
         context["entries"] = list(
@@ -257,16 +224,6 @@ def persona_detail(request: HttpRequest, pk: int, tab: str = "general") -> HttpR
         context["points_summary"] = selectors.points_summary(persona)
     elif tab == "purchases":
         context["purchases"] = list(persona.purchases.select_related("store")[:200])
-    elif tab == "flows":
-        context["flow_runs"] = list(
-            persona.flow_runs.filter(dry_run=False).select_related("flow", "version")[:100]
-        )
-        if has_cap(request.user, Cap.EDIT_FLOWS):
-            from django.apps import apps
-
-            context["enrollable_flows"] = list(
-                apps.get_model("flows", "Flow").objects.filter(status="active")
-            )
     elif tab == "activity":
         kind = request.GET.get("kind", "")
         kind = kind if kind in selectors.ACTIVITY_KINDS else ""
@@ -279,6 +236,8 @@ def persona_detail(request: HttpRequest, pk: int, tab: str = "general") -> HttpR
                 "survivor", "merged", "created_by", "undone_by"
             )[:50]
         )
+    elif tab in added:
+        context.update(added[tab].render_fn(request, persona))
     return render(request, "personas/persona_detail.html", context)
 
 
@@ -363,7 +322,7 @@ def persona_traits(request: HttpRequest, pk: int) -> HttpResponse:
             else:
                 messages.info(request, "Nothing changed.")
             return _back_to(request, persona)
-    return _drawer(
+    return drawer(
         request,
         title="Edit Traits",
         body="personas/_traits_form.html",
@@ -378,7 +337,7 @@ def persona_traits(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _back_to(request: HttpRequest, persona: Any) -> HttpResponse:
-    if _is_partial(request):
+    if is_partial(request):
         return HttpResponseClientRefresh()
     return redirect(persona)
 
@@ -411,7 +370,7 @@ def persona_consent(request: HttpRequest, pk: int, channel: str) -> HttpResponse
         else:
             persona = result.persona
             messages.success(request, _consent_message(channel, persona.consent(channel), value))
-    if _is_partial(request):
+    if is_partial(request):
         persona = selectors.persona_for_staff(user=request.user, pk=pk)
         return render(
             request,
@@ -457,7 +416,7 @@ def persona_archive(request: HttpRequest, pk: int) -> HttpResponse:
                 "find it under View Archived Personas.",
             )
         return _back_to(request, persona)
-    return _drawer(
+    return drawer(
         request,
         title="Archive persona",
         body="personas/_archive_form.html",
@@ -500,7 +459,7 @@ def archived_list(request: HttpRequest) -> HttpResponse:
     search = search_memo.resolve(request)
     base_url = reverse("personas:archived")
     address = f"{base_url}?{search.params.urlencode()}" if search.params else base_url
-    if request.method == "POST" and not _is_partial(request):
+    if request.method == "POST" and not is_partial(request):
         return redirect(address)  # the address keeps only the search's token
     if search.expired:
         messages.info(request, "That search has expired. Search again.")
@@ -514,7 +473,7 @@ def archived_list(request: HttpRequest) -> HttpResponse:
         "q": q,
         "count_query": count_query,
     }
-    if _is_partial(request):
+    if is_partial(request):
         response = render(request, "personas/archived_list.html#archived-results", context)
         return replace_url(response, address)  # typing a search: no Back step per keystroke
     return render(request, "personas/archived_list.html", context)
@@ -545,7 +504,7 @@ def points_adjust(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, f"Points adjusted by {points:+d}.")
             return _back_to(request, persona)
-    return _drawer(
+    return drawer(
         request,
         title="Adjust points",
         body="personas/_points_form.html",
@@ -582,15 +541,6 @@ def replies(request: HttpRequest) -> HttpResponse:
         else "",
         "paged": bool(request.GET.get("cursor")),
     }
-    if _is_partial(request):
+    if is_partial(request):
         return render(request, "personas/replies.html#reply-results", context)
     return render(request, "personas/replies.html", context)
-
-
-@require_cap(Cap.SETTINGS)
-def settings_home(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "personas/settings_home.html",
-        {"stores": Store.objects.all(), "forms": SignupForm.objects.select_related("store")},
-    )

@@ -9,14 +9,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
-from . import selectors
-from .models import MergeRecord, Persona, PersonaStatus
-from .roles import Cap, require_cap
-from .services import merge as merge_service
-from .services.changes import Actor
-from .views import _drawer, _is_partial, back_to
+from .. import selectors
+from ..forms import MergeForm
+from ..htmx import client_redirect, drawer, is_partial
+from ..models import MergeRecord
+from ..roles import Cap, require_cap
+from ..services import merge as merge_service
+from ..services.changes import Actor
+from . import back_to
 
 
 def merge_lookup_redirect(request: HttpRequest, raw: str) -> HttpResponse:
@@ -24,7 +25,7 @@ def merge_lookup_redirect(request: HttpRequest, raw: str) -> HttpResponse:
         found, survivor = merge_service.merge_lookup(raw)
     except ValidationError:
         found = survivor = None
-    partial = _is_partial(request)  # typed into the search box, maybe not finished yet
+    partial = is_partial(request)  # typed into the search box, maybe not finished yet
     if survivor is None:
         if partial:
             return render(request, "personas/merge/_lookup_none.html")
@@ -39,7 +40,7 @@ def merge_lookup_redirect(request: HttpRequest, raw: str) -> HttpResponse:
         ),
     )
     if partial:
-        return HttpResponseClientRedirect(survivor.get_absolute_url())
+        return client_redirect(survivor.get_absolute_url())
     return redirect("personas:detail", pk=survivor.pk)
 
 
@@ -47,33 +48,18 @@ def merge_lookup_redirect(request: HttpRequest, raw: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def persona_merge(request: HttpRequest, pk: int) -> HttpResponse:
     persona = selectors.persona_for_staff(user=request.user, pk=pk)
-    data = request.POST if request.method == "POST" else request.GET
-    other = None
-    other_id = data.get("other", "")
-    if other_id.isdigit() and int(other_id) != persona.pk:
-        other = (
-            selectors.visible_personas(request.user)
-            .exclude(status__in=[PersonaStatus.ERASED, PersonaStatus.MERGED])
-            .filter(pk=int(other_id))
-            .first()
-        )
-    if request.method == "POST" and other is not None and data.get("confirm"):
-        survivor, merged = (
-            (other, persona)
-            if data.get("survivor") == str(other.pk)
-            else (
-                persona,
-                other,
-            )
-        )
-        choices = {
-            key.removeprefix("choice_"): "merged" if value == str(merged.pk) else "survivor"
-            for key, value in data.items()
-            if key.startswith("choice_")
-        }
+    form = MergeForm(
+        request.POST if request.method == "POST" else request.GET,
+        persona=persona,
+        user=request.user,
+    )
+    form.is_valid()  # always valid: what is not understood is left out
+    pick = form.cleaned_data
+    survivor, merged, other = pick["survivor"], pick["merged"], pick["other"]
+    if request.method == "POST" and other is not None and pick["confirm"]:
         try:
             merge_service.merge(
-                survivor.pk, merged.pk, actor=Actor.staff(request.user), choices=choices
+                survivor.pk, merged.pk, actor=Actor.staff(request.user), choices=pick["choices"]
             )
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
@@ -83,32 +69,16 @@ def persona_merge(request: HttpRequest, pk: int) -> HttpResponse:
                 f"Merged {merged.display_name} into {survivor.display_name}. "
                 "You can undo it from the Activity tab.",
             )
-            if _is_partial(request):
-                response = HttpResponse(status=204)
-                response["HX-Redirect"] = reverse("personas:detail", args=[survivor.pk])
-                return response
-            return redirect("personas:detail", pk=survivor.pk)
-    q = (data.get("q") or "").strip()[:200]
-    candidates = []
-    if q and other is None:
-        search = selectors.search_candidates(user=request.user, query=q)
-        ids = [i for i in (search.ids or []) if i != persona.pk][:10]
-        candidates = list(Persona.objects.filter(pk__in=ids))
-    context = {"persona": persona, "other": other, "q": q, "candidates": candidates}
-    if other is None and not q:
+            url = reverse("personas:detail", args=[survivor.pk])
+            return client_redirect(url) if is_partial(request) else redirect(url)
+    context = {"persona": persona, "other": other, "q": pick["q"], "candidates": form.candidates()}
+    if other is None and not pick["q"]:
         context["suggested"] = merge_service.duplicate_hint(persona)
     if other is not None:
-        survivor_id = data.get("survivor")
-        survivor, merged = (other, persona) if survivor_id == str(other.pk) else (persona, other)
-        choices = {
-            key.removeprefix("choice_"): "merged" if value == str(merged.pk) else "survivor"
-            for key, value in data.items()
-            if key.startswith("choice_")
-        }
-        context["preview"] = merge_service.preview(survivor, merged, choices)
+        context["preview"] = merge_service.preview(survivor, merged, pick["choices"])
         context["survivor"] = survivor
         context["merged"] = merged
-    return _drawer(
+    return drawer(
         request,
         title="Merge personas",
         body="personas/merge/_merge.html",

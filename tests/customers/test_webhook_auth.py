@@ -27,7 +27,7 @@ PARAMS = {"MessageSid": "SM100", "From": "+12025550142", "To": "+12025550000", "
 
 
 def _post(client, **headers):
-    return client.post(reverse("personas:sms_inbound"), PARAMS, **headers)
+    return client.post(reverse("customers:sms_inbound"), PARAMS, **headers)
 
 
 def _signature(url: str, token: str = TOKEN) -> str:
@@ -53,7 +53,7 @@ def test_example_6_unsigned_inbound_post_is_refused_in_production_with_a_non_twi
     settings.SMS_VERIFY_SIGNATURES = True
     settings.SMS_BACKEND = CONSOLE
     response = client.post(
-        reverse("personas:sms_inbound"),
+        reverse("customers:sms_inbound"),
         {"MessageSid": "SM1", "From": "+12025550142", "Body": "YES"},
     )
     assert response.status_code == 403
@@ -65,13 +65,13 @@ def test_a_backend_that_cannot_verify_refuses_even_a_twilio_signed_post(client, 
     settings.SMS_VERIFY_SIGNATURES = True
     settings.SMS_BACKEND = backend
     settings.TWILIO_AUTH_TOKEN = TOKEN
-    signature = _signature("http://testserver" + reverse("personas:sms_inbound"))
+    signature = _signature("http://testserver" + reverse("customers:sms_inbound"))
     assert _post(client, HTTP_X_TWILIO_SIGNATURE=signature).status_code == 403
     assert not InboundMessage.objects.exists()
 
 
 def test_twilio_accepts_a_correct_signature_and_refuses_a_wrong_or_missing_one(client, twilio):
-    url = "http://testserver" + reverse("personas:sms_inbound")
+    url = "http://testserver" + reverse("customers:sms_inbound")
     assert _post(client).status_code == 403
     assert _post(client, HTTP_X_TWILIO_SIGNATURE="bad").status_code == 403
     other_token = _signature(url, token="someone-elses-token")
@@ -83,14 +83,14 @@ def test_twilio_accepts_a_correct_signature_and_refuses_a_wrong_or_missing_one(c
 
 def test_twilio_signs_the_public_url_when_the_app_sits_behind_a_proxy(client, twilio):
     twilio.PERSONAS_PUBLIC_BASE_URL = "https://sms.example.com/"
-    public = "https://sms.example.com" + reverse("personas:sms_inbound")
-    internal = "http://testserver" + reverse("personas:sms_inbound")
+    public = "https://sms.example.com" + reverse("customers:sms_inbound")
+    internal = "http://testserver" + reverse("customers:sms_inbound")
     assert _post(client, HTTP_X_TWILIO_SIGNATURE=_signature(internal)).status_code == 403
     assert _post(client, HTTP_X_TWILIO_SIGNATURE=_signature(public)).status_code == 200
 
 
 def test_twilio_without_an_auth_token_refuses_every_post(client, twilio):
-    url = "http://testserver" + reverse("personas:sms_inbound")
+    url = "http://testserver" + reverse("customers:sms_inbound")
     signature = _signature(url)
     twilio.TWILIO_AUTH_TOKEN = ""
     assert _post(client, HTTP_X_TWILIO_SIGNATURE=signature).status_code == 403

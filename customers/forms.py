@@ -1,4 +1,4 @@
-"""Forms on the customer-facing pages (signup forms, wallet)."""
+"""Forms on the customer's own pages: signup forms, the wallet, the data controls."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from .models import SignupForm, Store
-from .normalize import clean_text, normalize_email, normalize_phone
+from personas.models import SignupForm, Store
+from personas.normalize import clean_text, normalize_email, normalize_phone
+from personas.services.privacy import Identifier, parse_identifier
 
 
 def phone_input() -> forms.TextInput:
@@ -123,41 +124,63 @@ class WalletStoreForm(forms.Form):
     )
 
 
-class SignupFormSettingsForm(forms.ModelForm):
-    fields_asked = forms.MultipleChoiceField(
-        label="Ask for",
-        choices=[
-            ("first_name", "First name"),
-            ("last_name", "Last name"),
-            ("email", "Email"),
-            ("birthday", "Birthday"),
-            ("favorite_store", "Favorite store"),
-        ],
-        widget=forms.CheckboxSelectMultiple,
+class DataRequestForm(forms.Form):
+    """The public page: a phone and/or an email the customer will prove they own."""
+
+    phone = forms.CharField(
+        label="Mobile phone number",
         required=False,
-        help_text="The mobile phone number is always asked.",
+        max_length=40,
+        widget=phone_input(),
+    )
+    email = forms.CharField(
+        label="Email address",
+        required=False,
+        max_length=254,
+        widget=email_input(),
     )
 
-    class Meta:
-        model = SignupForm
-        fields = [
-            "name",
-            "slug",
-            "store",
-            "fields_asked",
-            "enrolls_loyalty",
-            "ask_email_opt_in",
-            "ask_text_opt_in",
-            "email_double_opt_in",
-            "consent_text",
-            "is_active",
-        ]
-        labels = {
-            "enrolls_loyalty": "Enroll in loyalty",
-            "ask_email_opt_in": "Ask for email opt-in",
-            "ask_text_opt_in": "Ask for SMS opt-in",
-            "email_double_opt_in": "Email opt-in needs a confirmation link",
-            "consent_text": "Consent wording shown to the customer",
-            "is_active": "Accepting signups",
-        }
-        help_texts = {"slug": "Part of the public address: /signup/<slug>/"}
+    def clean_phone(self) -> Identifier | None:
+        raw = self.cleaned_data["phone"].strip()
+        if not raw:
+            return None
+        if "@" in raw:
+            raise ValidationError("Enter a phone number here, or use the email field.")
+        try:
+            return parse_identifier(raw)
+        except ValidationError as exc:
+            raise ValidationError("Enter a valid phone number, e.g. (555) 123-4567.") from exc
+
+    def clean_email(self) -> Identifier | None:
+        raw = self.cleaned_data["email"].strip()
+        if not raw:
+            return None
+        if "@" not in raw:
+            raise ValidationError("Enter a valid email address.")
+        try:
+            return parse_identifier(raw)
+        except ValidationError as exc:
+            raise ValidationError("Enter a valid email address.") from exc
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not self.errors and not data.get("phone") and not data.get("email"):
+            raise ValidationError("Enter your phone number, your email address, or both.")
+        return data
+
+    def identifiers(self) -> list[Identifier]:
+        return [i for i in (self.cleaned_data.get("phone"), self.cleaned_data.get("email")) if i]
+
+
+class CodeForm(forms.Form):
+    def __init__(self, *args, kinds: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for kind in kinds:
+            label = "Code sent by text" if kind == "phone" else "Code sent by email"
+            self.fields[kind] = forms.CharField(
+                label=label,
+                max_length=12,
+                widget=forms.TextInput(
+                    attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}
+                ),
+            )

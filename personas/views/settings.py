@@ -1,42 +1,72 @@
-"""Settings › Team (Owner only): team members and their roles, over ``services.team``.
+"""Settings: the settings home, Settings › Signup forms, and Settings › Team (Owner only):
+team members and their roles, over ``services.team``.
 
-Each action is a confirmation (a slide-out through htmx, a page without it) that states what
-will happen, then a POST that calls one service function and redirects with a message.
-Also the public page a set-password link opens (Django's password reset confirmation).
+Each team action is a confirmation (a slide-out through htmx, a page without it) that states
+what will happen, then a POST that calls one service function and redirects with a message.
+Also the page a set-password link opens (Django's password reset confirmation).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import PasswordResetConfirmView
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_http_methods
-from django_htmx.http import HttpResponseClientRedirect
 
-from .roles import ROLES, Cap, require_cap
-from .services import team as team_service
+from ..forms import InviteForm, SignupFormSettingsForm
+from ..htmx import client_redirect, drawer, is_partial
+from ..models import SignupForm, Store
+from ..roles import ROLES, Cap, require_cap
+from ..services import team as team_service
 
 TEAM_PAGE = "personas/settings/team.html"
 
 
-class InviteForm(forms.Form):
-    email = forms.CharField(label="Email", max_length=254)  # the service checks and explains it
-    role = forms.ChoiceField(
-        label="Role",
-        choices=[("", "Choose a role")] + [(r, r) for r in ROLES],
-        error_messages={
-            "required": "Choose a role.",
-            "invalid_choice": "That is not a role. Choose one of: " + ", ".join(ROLES) + ".",
-        },
+@require_cap(Cap.SETTINGS)
+def settings_home(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "personas/settings_home.html",
+        {"stores": Store.objects.all(), "forms": SignupForm.objects.select_related("store")},
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Signup forms
+
+
+@require_cap(Cap.SETTINGS)
+@require_http_methods(["GET"])
+def signup_forms(request: HttpRequest) -> HttpResponse:
+    forms = SignupForm.objects.select_related("store")
+    return render(request, "personas/settings/signup_forms.html", {"signup_forms": forms})
+
+
+@require_cap(Cap.SETTINGS)
+@require_http_methods(["GET", "POST"])
+def signup_form_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    instance = get_object_or_404(SignupForm, pk=pk) if pk else None
+    form = SignupFormSettingsForm(
+        request.POST if request.method == "POST" else None, instance=instance
+    )
+    if request.method == "POST" and form.is_valid():
+        saved = form.save()
+        messages.success(request, f"Signup form “{saved.name}” saved.")
+        return redirect("personas:signup_forms")
+    return render(
+        request, "personas/settings/signup_form_edit.html", {"form": form, "instance": instance}
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Team
 
 
 def _history(changes: list) -> list[dict[str, Any]]:
@@ -47,26 +77,20 @@ def _base_url(request: HttpRequest) -> str:
     return settings.PERSONAS_PUBLIC_BASE_URL or request.build_absolute_uri("/")
 
 
-def _is_partial(request: HttpRequest) -> bool:
-    htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
-
-
 def _confirm(request: HttpRequest, *, title: str, member: Any, **context: Any) -> HttpResponse:
     """A confirmation: in the slide-out for htmx, else as its own page."""
-    close_url = reverse("personas:team_member", args=[member.user.pk])
-    ctx = {
-        **context,
-        "member": member,
-        "name": member.user.get_username(),
-        "email": member.user.email,
-        "title": title,
-        "body_template": "personas/settings/team_confirm.html",
-        "close_url": close_url,
-    }
-    if _is_partial(request):
-        return render(request, "components/drawer_response.html", ctx)
-    return render(request, "components/drawer_page.html", ctx)
+    return drawer(
+        request,
+        title=title,
+        body="personas/settings/team_confirm.html",
+        context={
+            **context,
+            "member": member,
+            "name": member.user.get_username(),
+            "email": member.user.email,
+        },
+        close_url=reverse("personas:team_member", args=[member.user.pk]),
+    )
 
 
 def _member_or_404(pk: int) -> team_service.Member:
@@ -80,7 +104,7 @@ def _refused(request: HttpRequest, pk: int, exc: ValidationError) -> HttpRespons
     """Back to the member's page with the reason (a whole page, also from the slide-out)."""
     messages.error(request, " ".join(exc.messages))
     url = reverse("personas:team_member", args=[pk])
-    return HttpResponseClientRedirect(url) if _is_partial(request) else redirect(url)
+    return client_redirect(url) if is_partial(request) else redirect(url)
 
 
 @require_cap(Cap.MANAGE_TEAM)

@@ -1,10 +1,15 @@
-"""Customer-facing pages (no staff login): the SMS webhook, signup forms and the wallet.
+"""The customer's own pages (no staff login): the SMS webhook, signup forms and the email
+confirmation link, the wallet, and the data controls.
 
-Every change goes through the one mutation path with the customer as actor.
+Every change goes through the one mutation path with the customer as actor. The data-controls
+page never says whether a phone or email is known: it sends codes to whatever the customer
+proves they own and always answers the same way; the deletion itself runs as a background
+task after the codes are verified.
 """
 
 from __future__ import annotations
 
+import hashlib
 from xml.sax.saxutils import escape
 
 from django.conf import settings
@@ -16,12 +21,19 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from .forms_privacy import CodeForm
-from .forms_public import PublicSignupForm, WalletStartForm, WalletStoreForm
-from .models import Channel, FavoriteStoreSource, Persona, PersonaStatus, SignupForm
-from .services import email_confirm as email_confirmation
-from .services import inbound, otp, signup
-from .services.changes import (
+from personas.client import request_client_address
+from personas.messaging.backends import inbound_request_allowed
+from personas.models import (
+    Channel,
+    FavoriteStoreSource,
+    Persona,
+    PersonaStatus,
+    SignupForm,
+    VerificationChallenge,
+)
+from personas.services import email_confirm as email_confirmation
+from personas.services import inbound, otp, signup
+from personas.services.changes import (
     Actor,
     BlockedIdentifierError,
     ChangeError,
@@ -30,24 +42,28 @@ from .services.changes import (
     ConsentOp,
     apply,
 )
-from .services.identity import customer_for, proven_kinds
-from .services.privacy import parse_identifier
-from .views_privacy import _client_key
+from personas.services.identity import customer_for, proven_kinds
+from personas.services.privacy import parse_identifier
+from personas.tasks import erase_verified_request
+
+from .forms import CodeForm, DataRequestForm, PublicSignupForm, WalletStartForm, WalletStoreForm
+
+
+def _client_key(request: HttpRequest) -> str:
+    """The rate-limit key of the client address (personas.client: the rightmost hop that is
+    not one of our PERSONAS_TRUSTED_PROXY_COUNT proxies, never an entry the client wrote)."""
+    address = request_client_address(request)
+    return hashlib.sha256(address.encode()).hexdigest()[:32]
+
 
 # ---------------------------------------------------------------------------------------------
 # Inbound SMS webhook (Twilio-compatible)
 
 
-def _signature_ok(request: HttpRequest) -> bool:
-    from .messaging.backends import inbound_request_allowed  # the one rule, kept with backends
-
-    return inbound_request_allowed(request)
-
-
 @csrf_exempt  # a provider's server posts here; the Twilio signature is its proof
 @require_POST
 def sms_inbound(request: HttpRequest) -> HttpResponse:
-    if not _signature_ok(request):
+    if not inbound_request_allowed(request):  # the one rule, kept with the SMS backends
         return HttpResponseForbidden("Invalid signature.")
     sid = request.POST.get("MessageSid") or request.POST.get("SmsSid") or ""
     if not sid:
@@ -84,12 +100,12 @@ def signup_page(request: HttpRequest, slug: str) -> HttpResponse:
             status = 429
             return render(
                 request,
-                "personas/public/signup.html",
+                "customers/signup.html",
                 {"form": form, "signup": form_def},
                 status=status,
             )
         if form.is_bot:
-            return redirect("personas:signup_done", slug=slug)  # say nothing to a bot
+            return redirect("customers:signup_done", slug=slug)  # say nothing to a bot
         if form.is_valid():
             try:
                 signup.submit(form_def, form.values())
@@ -98,17 +114,15 @@ def signup_page(request: HttpRequest, slug: str) -> HttpResponse:
             except ChangeError as exc:
                 for message in exc.messages:
                     form.add_error(None, message)
-                return render(
-                    request, "personas/public/signup.html", {"form": form, "signup": form_def}
-                )
-            return redirect("personas:signup_done", slug=slug)
-    return render(request, "personas/public/signup.html", {"form": form, "signup": form_def})
+                return render(request, "customers/signup.html", {"form": form, "signup": form_def})
+            return redirect("customers:signup_done", slug=slug)
+    return render(request, "customers/signup.html", {"form": form, "signup": form_def})
 
 
 @require_http_methods(["GET"])
 def signup_done(request: HttpRequest, slug: str) -> HttpResponse:
     form_def = get_object_or_404(SignupForm, slug=slug)
-    return render(request, "personas/public/signup_done.html", {"signup": form_def})
+    return render(request, "customers/signup_done.html", {"signup": form_def})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,7 +163,7 @@ def _wallet_persona(request: HttpRequest) -> Persona | None:
 @require_http_methods(["GET", "POST"])
 def wallet_start(request: HttpRequest) -> HttpResponse:
     if _wallet_persona(request):
-        return redirect("personas:wallet")
+        return redirect("customers:wallet")
     form = WalletStartForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -162,14 +176,12 @@ def wallet_start(request: HttpRequest) -> HttpResponse:
         else:
             challenge = otp.start([ident], purpose="wallet", purpose_label="sign in")
             request.session[_WALLET_CHALLENGE] = challenge.pk
-            return redirect("personas:wallet_verify")
-    return render(request, "personas/public/wallet_start.html", {"form": form})
+            return redirect("customers:wallet_verify")
+    return render(request, "customers/wallet_start.html", {"form": form})
 
 
 @require_http_methods(["GET", "POST"])
 def wallet_verify(request: HttpRequest) -> HttpResponse:
-    from .models import VerificationChallenge
-
     challenge_id = request.session.get(_WALLET_CHALLENGE)
     challenge = (
         VerificationChallenge.objects.filter(
@@ -180,7 +192,7 @@ def wallet_verify(request: HttpRequest) -> HttpResponse:
     )
     if challenge is None:
         messages.info(request, "Your code expired or was used. Ask for a new one.")
-        return redirect("personas:wallet_start")
+        return redirect("customers:wallet_start")
     kinds = list(challenge.code_hashes)
     form = CodeForm(request.POST if request.method == "POST" else None, kinds=kinds)
     if request.method == "POST" and form.is_valid():
@@ -194,19 +206,19 @@ def wallet_verify(request: HttpRequest) -> HttpResponse:
             request.session.pop(_WALLET_CHALLENGE, None)
             persona = customer_for(**{ident.kind: ident.value})
             if persona is None:
-                return render(request, "personas/public/wallet_none.html")
+                return render(request, "customers/wallet_none.html")
             request.session.cycle_key()
             request.session[_WALLET_PERSONA] = persona.pk
             request.session[_WALLET_PROVEN] = [ident.kind, ident.digest]
-            return redirect("personas:wallet")
-    return render(request, "personas/public/wallet_verify.html", {"form": form, "kinds": kinds})
+            return redirect("customers:wallet")
+    return render(request, "customers/wallet_verify.html", {"form": form, "kinds": kinds})
 
 
 @require_http_methods(["GET"])
 def wallet(request: HttpRequest) -> HttpResponse:
     persona = _wallet_persona(request)
     if persona is None:
-        return redirect("personas:wallet_start")
+        return redirect("customers:wallet_start")
     context = {
         "persona": persona,
         "purchases": persona.purchases.select_related("store")[:10],
@@ -216,14 +228,14 @@ def wallet(request: HttpRequest) -> HttpResponse:
             for c, label in WALLET_CHANNELS
         ],
     }
-    return render(request, "personas/public/wallet.html", context)
+    return render(request, "customers/wallet.html", context)
 
 
 @require_POST
 def wallet_store(request: HttpRequest) -> HttpResponse:
     persona = _wallet_persona(request)
     if persona is None:
-        return redirect("personas:wallet_start")
+        return redirect("customers:wallet_start")
     form = WalletStoreForm(request.POST)
     if form.is_valid():
         apply(
@@ -237,18 +249,18 @@ def wallet_store(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Your favorite store is now {form.cleaned_data['store'].name}.")
     else:
         messages.error(request, "Choose a store from the list.")
-    return redirect("personas:wallet")
+    return redirect("customers:wallet")
 
 
 @require_POST
 def wallet_consent(request: HttpRequest, channel: str) -> HttpResponse:
     persona = _wallet_persona(request)
     if persona is None:
-        return redirect("personas:wallet_start")
+        return redirect("customers:wallet_start")
     value = request.POST.get("value")
     if channel not in Channel.values or value not in ("on", "off"):
         messages.error(request, "That change was not understood; nothing changed.")
-        return redirect("personas:wallet")
+        return redirect("customers:wallet")
     action = ConsentAction.OPT_IN if value == "on" else ConsentAction.OPT_OUT
     actor = _wallet_actor(request, persona)
     proof = ", ".join(sorted(actor.proven)) or "an identifier the profile no longer holds"
@@ -273,7 +285,7 @@ def wallet_consent(request: HttpRequest, channel: str) -> HttpResponse:
             )
         else:
             messages.success(request, f"{label}: {'on' if value == 'on' else 'off'}.")
-    return redirect("personas:wallet")
+    return redirect("customers:wallet")
 
 
 @require_POST
@@ -282,7 +294,7 @@ def wallet_signout(request: HttpRequest) -> HttpResponse:
     with transaction.atomic():
         request.session.cycle_key()
     messages.info(request, "You're signed out.")
-    return redirect("personas:wallet_start")
+    return redirect("customers:wallet_start")
 
 
 @require_http_methods(["GET", "POST"])
@@ -293,4 +305,68 @@ def email_confirm(request: HttpRequest, token: str) -> HttpResponse:
         context = {"persona": persona, "done": persona is not None}
     else:
         context = {"persona": email_confirmation.pending_for(token), "done": False}
-    return render(request, "personas/public/email_confirm.html", context)
+    return render(request, "customers/email_confirm.html", context)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data controls: the customer deletes their own data
+
+_SESSION_KEY = "privacy_challenge"
+PURPOSE = "erase"
+
+
+@require_http_methods(["GET", "POST"])
+def data_controls(request: HttpRequest) -> HttpResponse:
+    form = DataRequestForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        identifiers = form.identifiers()
+        try:
+            otp.check_rate(client=_client_key(request), identifiers=identifiers, purpose=PURPOSE)
+        except otp.RateLimited as exc:
+            form.add_error(None, exc.messages[0])
+        else:
+            challenge = otp.start(
+                identifiers, purpose=PURPOSE, purpose_label="confirm your data deletion"
+            )
+            request.session[_SESSION_KEY] = challenge.pk
+            return redirect("customers:data_controls_verify")
+    status = 429 if form.errors.get("__all__") and "Too many" in str(form.errors) else 200
+    return render(request, "customers/data_controls.html", {"form": form}, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def data_controls_verify(request: HttpRequest) -> HttpResponse:
+    challenge_id = request.session.get(_SESSION_KEY)
+    kinds = _pending_kinds(challenge_id)
+    if not kinds:
+        messages.info(request, "Your code has expired or was used. Start again below.")
+        return redirect("customers:data_controls")
+    form = CodeForm(request.POST if request.method == "POST" else None, kinds=kinds)
+    if request.method == "POST" and form.is_valid():
+        try:
+            challenge = otp.verify(challenge_id, PURPOSE, form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc.messages[0])
+        else:
+            request.session.pop(_SESSION_KEY, None)
+            transaction.on_commit(lambda: erase_verified_request.enqueue(challenge.pk))
+            return redirect("customers:data_controls_done")
+    return render(
+        request,
+        "customers/data_controls_verify.html",
+        {"form": form, "kinds": kinds},
+    )
+
+
+def _pending_kinds(challenge_id: int | None) -> list[str]:
+    if not isinstance(challenge_id, int):
+        return []
+    challenge = VerificationChallenge.objects.filter(
+        pk=challenge_id, purpose=PURPOSE, verified_at__isnull=True
+    ).first()
+    return list(challenge.code_hashes) if challenge else []
+
+
+@require_http_methods(["GET"])
+def data_controls_done(request: HttpRequest) -> HttpResponse:
+    return render(request, "customers/data_controls_done.html")

@@ -1,4 +1,5 @@
-"""Settings › Signup forms, and the compliance exports (consent history, personas with consents)."""
+"""The CSV exports: a persona's consent history, and the persona list with its consents and
+custom attributes."""
 
 from __future__ import annotations
 
@@ -9,42 +10,16 @@ import json
 from collections.abc import Iterator
 
 from django.conf import settings
-from django.contrib import messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from imports.csvfile import escape_cell
 
-from . import search_memo, selectors
-from .forms import ListFilterForm
-from .forms_public import SignupFormSettingsForm
-from .models import Persona, SignupForm
-from .roles import Cap, require_cap
-
-
-@require_cap(Cap.SETTINGS)
-@require_http_methods(["GET"])
-def signup_forms(request: HttpRequest) -> HttpResponse:
-    forms = SignupForm.objects.select_related("store")
-    return render(request, "personas/settings/signup_forms.html", {"signup_forms": forms})
-
-
-@require_cap(Cap.SETTINGS)
-@require_http_methods(["GET", "POST"])
-def signup_form_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
-    instance = get_object_or_404(SignupForm, pk=pk) if pk else None
-    form = SignupFormSettingsForm(
-        request.POST if request.method == "POST" else None, instance=instance
-    )
-    if request.method == "POST" and form.is_valid():
-        saved = form.save()
-        messages.success(request, f"Signup form “{saved.name}” saved.")
-        return redirect("personas:signup_forms")
-    return render(
-        request, "personas/settings/signup_form_edit.html", {"form": form, "instance": instance}
-    )
+from .. import search_memo, selectors
+from ..forms import ListFilterForm
+from ..models import Persona
+from ..roles import Cap, require_cap
 
 
 def _cell(value: object) -> str:
