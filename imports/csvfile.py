@@ -16,7 +16,6 @@ import codecs
 import csv
 import datetime as dt
 import io
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,30 +253,6 @@ def count_rows(path: Path | str, *, encoding: str, delimiter: str) -> int:
 def storable(cells: list[str]) -> list[str]:
     """Cells as kept for reports and previews: NUL (which databases refuse) shown as \\0."""
     return [c.replace("\x00", "\\0") if "\x00" in c else c for c in cells]
-
-
-# A number as a spreadsheet reads one: an optional sign, digits with an optional decimal part,
-# an optional exponent. No spaces, no thousands separators, no "inf" or "nan".
-_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
-
-
-def escape_cell(value: str) -> str:
-    """The text of a CSV cell we write (exports, the import error report), safe to open in a
-    spreadsheet: a cell a spreadsheet would run as a formula gets a leading apostrophe.
-
-    That is a cell starting with ``=``, ``@``, a tab or a carriage return, or starting with
-    ``+`` or ``-`` unless the whole cell is a plain number: ``+12025550101``, ``-5`` and
-    ``-3.5`` stay as they are, while ``+cmd``, ``-2+3`` and ``+1 202-555-0101`` (a spreadsheet
-    evaluates each as a formula) are escaped. Every other cell is returned unchanged, so
-    removing one leading apostrophe from an escaped cell gives back the value."""
-    if not value:
-        return value
-    first = value[0]
-    if first in ("=", "@", "\t", "\r") or (
-        first in ("+", "-") and not _PLAIN_NUMBER.fullmatch(value)
-    ):
-        return "'" + value
-    return value
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,10 +19,10 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from personas.normalize import normalize_email, normalize_phone
+from personas.spreadsheet import escape_cell
 
 from .csvfile import (
     CSVFileError,
-    escape_cell,
     is_spreadsheet,
     iter_rows,
     sniff,

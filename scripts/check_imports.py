@@ -1,5 +1,6 @@
-"""Architecture checks (#23): no module-level import cycle among the project's modules, and
-no import inside a function without a comment saying why (a cycle, or the app registry).
+"""Architecture checks (#23): no module-level import cycle among the project's modules, no
+import inside a function without a comment saying why (a cycle, or the app registry), and
+``personas`` importing none of the apps that depend on it (customers, imports, flows).
 
     python scripts/check_imports.py      # exits 1 and lists what is wrong
 """
@@ -80,6 +81,12 @@ def main() -> int:
             if isinstance(node, ast.If):  # TYPE_CHECKING blocks do not run
                 continue
             graph[mod] |= targets(mod, node, is_package, known)
+        if mod.split(".")[0] == "personas":  # the core imports no other app (any level)
+            for node in ast.walk(tree):
+                for dep in targets(mod, node, is_package, known):
+                    if dep.split(".")[0] in ("customers", "imports", "flows"):
+                        where = f"{path.relative_to(ROOT)}:{node.lineno}"
+                        problems.append(f"{where}: personas imports {dep}")
         for fn in ast.walk(tree):
             if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue

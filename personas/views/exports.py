@@ -14,12 +14,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_http_methods
 
-from imports.csvfile import escape_cell
-
 from .. import search_memo, selectors
 from ..forms import ListFilterForm
 from ..models import Persona
 from ..roles import Cap, require_cap
+from ..spreadsheet import escape_cell
 
 
 def _cell(value: object) -> str:

@@ -21,13 +21,14 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from imports import pipeline, services
-from imports.csvfile import escape_cell, sniff
+from imports.csvfile import sniff
 from imports.mapping import auto_mapping, parse_bool, parse_date
 from imports.models import ImportIssue, ImportJob, PendingDoubleOptIn
 from personas.messaging.backends import LocmemBackend
 from personas.models import AuditEvent, BlocklistEntry, Persona, PersonaStatus
 from personas.services import privacy
 from personas.services.privacy import Identifier
+from personas.spreadsheet import escape_cell
 from tests.conftest import make_user
 from tests.personas.factories import PersonaFactory, StoreFactory
 

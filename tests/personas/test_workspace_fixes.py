@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 
 from imports import pipeline
 from imports import services as import_services
-from imports.csvfile import escape_cell
 from imports.models import ImportJob
 from personas.middleware import NoStoreMiddleware
 from personas.models import Persona
 from personas.selectors import attribute_keys
+from personas.spreadsheet import escape_cell
 from personas.views.exports import EXPORT_COLUMNS
 from tests.conftest import make_user
 from tests.flows.factories import published_flow_with_run, uploaded_import
