@@ -11,6 +11,7 @@ from django.utils.dateformat import format as date_format
 
 from personas.models import Channel, EntrySource, PersonaStatus
 from personas.models.persona import FavoriteStoreSource
+from personas.normalize import format_phone
 
 # An attribute op as recorded (``changes.apply_attribute_ops``: "op:result") → its words.
 _OP_WORDS = {
@@ -111,7 +112,8 @@ def field_label(key: str) -> str:
 
 def field_value(key: str, value: Any) -> str:
     """A recorded value in words: states and sources by their labels, dates and times as
-    people read them (times in the active time zone), ids as "#7", yes/no for flags."""
+    people read them (times in the active time zone), phones as dialled, ids as "#7", yes/no
+    for flags."""
     if key.startswith("attr:"):
         return value_words(value, attribute=True)
     if value is None or value == "":
@@ -127,6 +129,8 @@ def field_value(key: str, value: Any) -> str:
         return consent_words(value)
     if key in labels:
         return labels[key].get(value, str(value))
+    if key == "phone" and isinstance(value, str):
+        return format_phone(value) or value
     if key.endswith("_id") and isinstance(value, int):
         return f"#{value}"
     if isinstance(value, str) and len(value) >= 10 and value[4:5] == "-" and value[7:8] == "-":

@@ -390,7 +390,8 @@ def _already_used(email: str, existing: AbstractUser) -> str:
         return f"{email} is already used by the superuser account {name}."
     if not existing.is_active:
         return f"{email} is already used by {name}, who is deactivated. Reactivate them instead."
-    return f"{email} is already on the team as {name}. Change their role instead."
+    who = "" if name.lower() == email.lower() else f" as {name}"  # never the address twice
+    return f"{email} is already on the team{who}. Change their role instead."
 
 
 def _existing(user: AbstractUser | None) -> Member:

@@ -265,7 +265,8 @@ def _consent_rows(persona: Any) -> list[dict[str, Any]]:
         rows.append(
             {
                 "channel": channel,
-                "label": labels[channel],
+                "label": labels[channel],  # the switch's name: "Email opted in", on or off
+                "name": labels[channel].removesuffix(" opted in"),
                 "noun": nouns[channel],
                 "address": addresses.get(channel) or "",
                 "state": state,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 import pytest
 from playwright.sync_api import expect
@@ -45,6 +46,9 @@ def test_customer_signs_up_then_picks_a_store_in_the_wallet(
     persona = Persona.objects.get(phone="+12025550142")
     assert persona.favorite_store == harbor and persona.text_consent == "pending"
     PurchaseFactory(persona=persona, store=harbor)
+    # Content as wide as real wallets hold: a long store name, four-digit totals and points.
+    outlet = StoreFactory(name="Northgate Outlet Mall")
+    PurchaseFactory(persona=persona, store=outlet, total=Decimal("1234.56"), points_earned=1234)
 
     page.get_by_role("link", name="Open your wallet").click()
     page.get_by_label("Mobile phone or email").fill("202-555-0142")

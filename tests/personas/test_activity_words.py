@@ -32,6 +32,7 @@ pytestmark = pytest.mark.django_db
         ("archived_at", "2026-11-30T15:04:00+00:00", "Nov 30, 2026, "),
         ("attr:vip", None, "absent"),
         ("email", None, "—"),
+        ("phone", "+12025550142", "(202) 555-0142"),
     ],
 )
 def test_every_recorded_value_reads_as_words(key, value, words):
@@ -112,7 +113,7 @@ def test_the_general_tab_sums_up_purchases_and_why_the_store_is_the_favorite(
     PurchaseFactory(persona=persona, store=harbor, total=Decimal("99.50"))
     url = reverse("personas:detail", args=[persona.pk])
     body = " ".join(staff_client.get(url).content.decode().split())
-    assert "Lifetime spend</dt><dd>1,300.00" in body
+    assert "Lifetime spend</dt><dd>$1,300.00" in body  # in dollars, as the Purchases tab
     assert "Visits</dt><dd>2 purchases" in body
     assert "at Harbor" in body and "set by staff" in body.lower()
 

@@ -422,7 +422,7 @@ def test_a_pending_text_shows_off_with_resend_and_cancel_and_no_opt_out_question
     changes.apply(persona, Changeset(consents=[ConsentOp("text", ConsentAction.OPT_IN)]), _staff())
     client.force_login(make_user("Staff"))
     page = client.get(reverse("personas:detail", args=[persona.pk])).content.decode()
-    text_row = page[page.index("Text opted in") : page.index("Voice opted in")]
+    text_row = page[page.index("<strong>Text</strong>") : page.index("<strong>Voice</strong>")]
     assert "Resend double opt-in text" in text_row and "Cancel request" in text_row
     assert "Opt this customer out" not in text_row and 'aria-checked="true"' not in text_row
     assert "Cancel the double opt-in request? Text will be opted out" in text_row

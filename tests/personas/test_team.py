@@ -501,3 +501,11 @@ def test_a_member_who_never_set_a_password_gets_the_invitation_again(owner_clien
     assert "as Analyst" in second.body and link_in(second) != ""
     page = Client().get(link_in(second), follow=True)
     assert b"Set your password" in page.content
+
+
+def test_a_member_added_by_email_is_not_named_by_their_address_twice(owner_client):
+    owner_client.post(reverse("personas:team"), {"email": "newhire@example.com", "role": "Staff"})
+    again = owner_client.post(
+        reverse("personas:team"), {"email": "NewHire@example.com", "role": "Staff"}
+    ).content.decode()
+    assert "newhire@example.com is already on the team. Change their role instead." in again

@@ -530,3 +530,14 @@ def test_a_response_that_says_how_to_cache_it_keeps_its_own_header(client, world
 
     assert NoStoreMiddleware(static_file)(request)["Cache-Control"] == "max-age=60, public"
     assert "no-store" in NoStoreMiddleware(lambda _r: HttpResponse())(request)["Cache-Control"]
+
+
+def test_the_opt_ins_panel_names_each_channel_once_beside_its_state(staff_client):
+    """Found trying the product: "Email opted in  Opted out" read as a contradiction. The
+    row names the channel; the switch keeps its full name for screen readers."""
+    persona = PersonaFactory(email_consent="opted_out", text_consent="opted_in")
+    body = staff_client.get(reverse("personas:detail", args=[persona.pk])).content.decode()
+    assert '<strong>Email</strong> <span class="badge badge-opted_out"' in body
+    assert '<strong>Text</strong> <span class="badge badge-opted_in"' in body
+    assert "<strong>Email opted in</strong>" not in body
+    assert 'aria-label="Email opted in"' in body
