@@ -4,11 +4,13 @@ times as people read them, no repeated actor kind, the messages sent, and a filt
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pytest
+from django.core.management import call_command
 
 from personas import messaging
-from personas.models import AuditEvent, ConsentState, OutboundMessage
+from personas.models import AuditEvent, ConsentState, OutboundMessage, Persona
 from personas.selectors import ACTIVITY_LIMIT, activity_kind, persona_activity
 from personas.services import changes
 from personas.services.changes import Actor, AttributeOp, Changeset
@@ -158,3 +160,15 @@ def test_a_kind_filter_reaches_past_the_newest_entries_of_other_kinds(kind, old)
     narrowed = persona_activity(persona, kind=kind)
     assert [i.obj.actor_label for i in narrowed] == ["Old entry"]
     assert all(activity_kind(i) == kind for i in narrowed)
+
+
+def test_demo_personas_have_the_history_their_profiles_show():
+    """Found trying the demo as a new user: a seeded persona showed "Opted out" and earned
+    points, but its Activity said "Nothing of this kind yet" under Consent and Points."""
+    call_command("seed_demo", personas=60, quiet_users=True, stdout=io.StringIO())
+    asked = Persona.objects.exclude(email_consent="never").exclude(email=None).first()
+    consent = persona_activity(asked, kind="consent")
+    assert any(i.obj.channel == "email" and i.obj.after == asked.email_consent for i in consent)
+    earned = Persona.objects.filter(points_balance__gt=0).first()
+    points = persona_activity(earned, kind="points")
+    assert points and points[0].obj.changes["points_balance"]["after"] == earned.points_balance

@@ -24,6 +24,7 @@ from django.utils import timezone
 from personas.models import (
     ADDRESS_CHANNELS,
     AuditEvent,
+    ConsentChange,
     ConsentState,
     ContactConsent,
     EntrySource,
@@ -296,15 +297,35 @@ class Command(BaseCommand):
         ContactConsent.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
 
     def _history(self, personas, purchases_spec, stores, rng, now) -> None:
-        events, purchases, entries = [], [], []
+        events, purchases, entries, consent_rows = [], [], [], []
         for persona, count in zip(personas, purchases_spec, strict=True):
+            created = {"entry_source": {"before": None, "after": persona.entry_source}}
+            # Each stated consent is in the history too, as the service records it: a line of
+            # the "created" event and a consent row naming the address it belongs to.
+            for channel, state in persona.consents:
+                if state == ConsentState.NEVER:
+                    continue
+                created[f"consent:{channel}"] = {"before": ConsentState.NEVER, "after": state}
+                address = address_of(channel, phone=persona.phone, email=persona.email)
+                consent_rows.append(
+                    ConsentChange(
+                        persona=persona,
+                        channel=channel,
+                        before=ConsentState.NEVER,
+                        after=state,
+                        actor_kind="system",
+                        actor_label="Demo data",
+                        address=address_digest(channel, address) if address else "",
+                        evidence="Demo data",
+                    )
+                )
             events.append(
                 AuditEvent(
                     persona=persona,
                     action="created",
                     actor_kind="system",
                     actor_label="Demo data",
-                    changes={"entry_source": {"before": None, "after": persona.entry_source}},
+                    changes=created,
                 )
             )
             for k in range(count):
@@ -324,6 +345,7 @@ class Command(BaseCommand):
                     )
                 )
         AuditEvent.objects.bulk_create(events, batch_size=1000)
+        ConsentChange.objects.bulk_create(consent_rows, batch_size=1000)
         if purchases:
             Purchase.objects.bulk_create([p for _, p in purchases], batch_size=1000)
             balances: dict[int, int] = {}
@@ -341,9 +363,23 @@ class Command(BaseCommand):
                     )
                     balances[persona.pk] = balances.get(persona.pk, 0) + purchase.points_earned
             PointsEntry.objects.bulk_create(entries, batch_size=1000)
+            earned_events = []
             for persona in personas:
                 if persona.pk in balances:
                     persona.points_balance = balances[persona.pk]
+                    earned_events.append(
+                        AuditEvent(
+                            persona=persona,
+                            action="update",
+                            actor_kind="system",
+                            actor_label="Demo data",
+                            changes={
+                                "points_balance": {"before": 0, "after": balances[persona.pk]}
+                            },
+                            note="Points earned on the demo purchases",
+                        )
+                    )
+            AuditEvent.objects.bulk_create(earned_events, batch_size=1000)
             Persona.objects.bulk_update(
                 [p for p in personas if p.pk in balances], ["points_balance"], batch_size=1000
             )
