@@ -147,8 +147,13 @@ def field_value(key: str, value: Any) -> str:
 
 
 def actor_words(kind_label: str, actor_label: str) -> str:
-    """Who made a change, without repeating its kind ("Flow" and "Flow “VIP”" → "“VIP”")."""
+    """Who made a change, without repeating its kind ("Flow" and "Flow “VIP”" → "“VIP”";
+    "Customer" and "Customer (SMS reply)" → "via SMS reply")."""
     label = actor_label.strip()
+    if kind_label and label.lower() == kind_label.lower():
+        return ""  # the badge already says it
     if kind_label and label.lower().startswith(kind_label.lower() + " "):
         label = label[len(kind_label) + 1 :].strip()
+        if label.startswith("(") and label.endswith(")"):  # "Customer (SMS reply)"
+            label = "via " + label[1:-1]
     return label

@@ -58,6 +58,8 @@ def test_every_recorded_key_reads_as_words(key, label):
 
 def test_the_actor_is_not_named_twice():
     assert actor_words("Flow", "Flow “VIP lifecycle”") == "“VIP lifecycle”"
+    assert actor_words("Customer", "Customer (SMS reply)") == "via SMS reply"
+    assert actor_words("Customer", "Customer") == ""
     assert actor_words("Staff", "dana") == "dana"
 
 
