@@ -174,3 +174,11 @@ def test_demo_personas_have_the_history_their_profiles_show():
     earned = Persona.objects.filter(points_balance__gt=0).first()
     points = persona_activity(earned, kind="points")
     assert points and points[0].obj.changes["points_balance"]["after"] == earned.points_balance
+
+
+def test_field_labels_read_as_words_and_only_attribute_keys_as_keys(staff_client):
+    persona = changes.create(Changeset(fields={"first_name": "Ada"}), Actor.system("x")).persona
+    changes.apply(persona, Changeset(set=[AttributeOp("shoe_size", 9)]), Actor.system("x"))
+    body = staff_client.get(activity_url(persona)).content.decode()
+    assert "<li>First name:" in body
+    assert '<li><span class="mono">shoe_size</span>:' in body
