@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ from .models import (
     PersonaStatus,
     PointsEntry,
     Purchase,
+    SignupForm,
 )
 from .models.persona import visible_q
 from .normalize import (
@@ -624,6 +626,31 @@ def _activity_events(persona: Persona, kind: str) -> QuerySet[AuditEvent]:
     return events
 
 
+def _name_signup_forms(events: Iterable[AuditEvent]) -> list[AuditEvent]:
+    """The events, with a recorded signup form shown by its name instead of its id (one query
+    for all of them; a deleted form keeps its id)."""
+    events = list(events)
+    ids = {
+        side
+        for e in events
+        for side in (
+            (e.changes or {}).get("signup_form_id", {}).get("before"),
+            (e.changes or {}).get("signup_form_id", {}).get("after"),
+        )
+        if isinstance(side, int)
+    }
+    if not ids:
+        return events
+    names = dict(SignupForm.objects.filter(pk__in=ids).values_list("pk", "name"))
+    for e in events:
+        change = (e.changes or {}).get("signup_form_id")
+        if isinstance(change, dict):
+            for side in ("before", "after"):
+                if change.get(side) in names:
+                    change[side] = f"“{names[change[side]]}”"
+    return events
+
+
 def persona_activity(
     persona: Persona, *, limit: int = ACTIVITY_LIMIT, kind: str = ""
 ) -> list[ActivityItem]:
@@ -637,7 +664,9 @@ def persona_activity(
     made it keeps only its other lines, and disappears when it had none (a STOP reply reads as
     the reply and its consent row, not three times)."""
     kind = kind if kind in ACTIVITY_KINDS else ""
-    events = _activity_events(persona, kind).select_related("actor_user")[:limit]
+    events = _name_signup_forms(
+        _activity_events(persona, kind).select_related("actor_user")[:limit]
+    )
     consents = [
         _consent_item(c)
         for c in ConsentChange.objects.filter(persona=persona)[: limit if kind != "messages" else 0]

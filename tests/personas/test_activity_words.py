@@ -182,3 +182,14 @@ def test_field_labels_read_as_words_and_only_attribute_keys_as_keys(staff_client
     body = staff_client.get(activity_url(persona)).content.decode()
     assert "<li>First name:" in body
     assert '<li><span class="mono">shoe_size</span>:' in body
+
+
+def test_a_recorded_signup_form_reads_as_its_name(staff_client):
+    form = SignupFormFactory(name="Website footer")
+    persona = changes.create(
+        Changeset(fields={"first_name": "Ada", "signup_form_id": form.pk}),
+        Actor.customer("signup form"),
+        entry_source="signup_form",
+    ).persona
+    body = staff_client.get(activity_url(persona)).content.decode()
+    assert "Signup form: <del>—</del> → <ins>“Website footer”</ins>" in body
