@@ -9,7 +9,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 
-from personas.models import Channel, EntrySource, PersonaStatus
+from personas.models import Channel, ConsentState, EntrySource, PersonaStatus
 from personas.models.persona import FavoriteStoreSource
 from personas.normalize import format_phone
 
@@ -25,13 +25,9 @@ _OP_WORDS = {
 }
 
 
-# A consent state in words, wherever one is shown (Activity, test runs, run logs).
-CONSENT_WORDS = {
-    "opted_in": "Opted in",
-    "opted_out": "Opted out",
-    "pending": "Pending",
-    "never": "Never asked",
-}
+# A consent state in words, wherever one is shown (Activity, test runs, run logs): the
+# model's own labels, so the profile, the Activity and the flows say the same thing.
+CONSENT_WORDS = dict(ConsentState.choices)
 
 
 def consent_words(state: Any) -> str:

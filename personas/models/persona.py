@@ -15,12 +15,8 @@ _BADGE_CHANNELS = (
     ("push", "Push"),
     ("browser", "Web"),
 )
-_STATE_TITLES = {
-    "opted_in": "opted in",
-    "opted_out": "opted out",
-    "pending": "pending double opt-in",
-    "never": "never asked",
-}
+# Badge titles ("Text: opted out"): the consent states' own labels.
+_STATE_TITLES = {state: label.lower() for state, label in ConsentState.choices}
 
 
 class PersonaStatus(models.TextChoices):
