@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from personas.templatetags.personas_tags import audit_key, audit_value, consent_label
-from personas.wording import attribute_change, ops_words, value_words
+from personas.wording import attribute_change, field_label, field_value, ops_words, value_words
 
 from .definition import STEP_TYPES
 
@@ -158,11 +157,9 @@ def _field_effects(changes: dict[str, Any], values: dict[str, Any] | None = None
                     [value] * len(ops) if value is not None else None,
                 )
             )
-        elif isinstance(change, dict):
-            words = consent_label if key.startswith("consent:") else audit_value
-            out.append(
-                f"{audit_key(key)}: {words(change.get('before'))} → {words(change.get('after'))}"
-            )
+        elif isinstance(change, dict):  # worded as the Activity tab words it
+            before, after = (field_value(key, change.get(side)) for side in ("before", "after"))
+            out.append(f"{field_label(key)}: {before} → {after}")
     return out
 
 
